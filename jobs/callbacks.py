@@ -1,0 +1,196 @@
+"""The trainer's HTTP callbacks: authenticate, fence, validate, persist, broadcast.
+
+Each callback carries the job's secret token (Authorization: Bearer) and the
+fencing token of the attempt that wrote it. A wrong token is refused (403), a
+stale fencing token, an epoch that goes backwards, or anything after a terminal
+state is refused as a conflict (409).
+"""
+
+import hmac
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, JobStatus
+from jobs.events import job_event_record
+from jobs.models import TrainingJob
+from jobs.services import token_hash, training_job_fail, training_job_finish_cancel
+from portal.errors import ApplicationError, ConflictError, ForbiddenError
+
+CALLBACK_TYPES = ("started", "progress", "epoch", "log", "done", "failed", "completed", "cancelled")
+
+
+def _number(payload, key, *, required=True, minimum=0):
+    value = payload.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ApplicationError(f"'{key}' must be a number >= {minimum}.", fields={key: ["Invalid number."]})
+    return value
+
+
+def _clean_metrics(metrics):
+    if not isinstance(metrics, dict):
+        raise ApplicationError("'metrics' must be an object.", fields={"metrics": ["Expected an object."]})
+    clean = {}
+    for key, value in metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+            clean[str(key)[:100]] = round(float(value), 6)
+    return clean
+
+
+def training_job_callback(*, job_id, token, payload):
+    """Apply one callback to a job; returns the stored event."""
+    if not isinstance(payload, dict):
+        raise ApplicationError("The body must be a JSON object.")
+    kind = payload.get("type")
+    if kind not in CALLBACK_TYPES:
+        raise ApplicationError(
+            f"Unknown callback type {kind!r}; expected one of {', '.join(CALLBACK_TYPES)}.",
+            fields={"type": ["Unknown type."]},
+        )
+    fencing_token = _number(payload, "fencing_token", minimum=1)
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or not job.callback_token_hash or not token:
+            raise ForbiddenError("Invalid callback token.", code="bad_token")
+        if not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
+            raise ForbiddenError("Invalid callback token.", code="bad_token")
+        if fencing_token != job.fencing_token:
+            raise ConflictError(
+                f"Stale writer: fencing token {fencing_token} is not the current one ({job.fencing_token}).",
+                code="stale_fencing_token",
+            )
+        if job.status in TERMINAL_STATUSES or job.status not in ACTIVE_STATUSES:
+            raise ConflictError(f"Job {job.pk} is {job.status}; no more callbacks are accepted.", code="job_terminal")
+        handler = _HANDLERS[kind]
+        return handler(job, payload)
+
+
+def _touch(job, **fields):
+    now = timezone.now()
+    TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=now, **fields)
+    for key, value in fields.items():
+        setattr(job, key, value)
+    job.last_heartbeat_at = now
+
+
+def _on_started(job, payload):
+    device = str(payload.get("device", ""))[:200]
+    _touch(job, device=device)
+    return job_event_record(job=job, kind=EventKind.STARTED, payload={"device": device, **_extra(payload)})
+
+
+def _extra(payload):
+    keys = ("gpu_memory_mb", "resumed_from_epoch", "torch", "ultralytics")
+    return {k: payload[k] for k in keys if k in payload}
+
+
+def _progress_percent(done_epochs, fraction, epochs):
+    return round(min(99.0, 100.0 * (done_epochs + fraction) / max(epochs, 1)), 2)
+
+
+def _on_progress(job, payload):
+    epoch = _number(payload, "epoch", minimum=1)
+    batch = _number(payload, "batch", minimum=0)
+    batches = _number(payload, "batches", minimum=1)
+    if epoch <= job.epoch:
+        raise ConflictError(
+            f"Progress for epoch {epoch} arrived after epoch {job.epoch} was finished.", code="epoch_regression"
+        )
+    eta = _number(payload, "eta_seconds", required=False)
+    fraction = min(batch / batches, 1.0)
+    progress = max(job.progress, _progress_percent(epoch - 1, fraction, job.epochs))
+    _touch(job, progress=progress, eta_seconds=eta)
+    data = {"epoch": epoch, "batch": batch, "batches": batches, "progress": progress, "eta_seconds": eta}
+    if "gpu_memory_mb" in payload:
+        data["gpu_memory_mb"] = _number(payload, "gpu_memory_mb")
+    return job_event_record(job=job, kind=EventKind.PROGRESS, payload=data)
+
+
+def _on_epoch(job, payload):
+    epoch = _number(payload, "epoch", minimum=1)
+    if epoch <= job.epoch:
+        raise ConflictError(f"Epoch {epoch} is not after epoch {job.epoch}.", code="epoch_regression")
+    if epoch > job.epochs:
+        raise ApplicationError(
+            f"Epoch {epoch} is beyond the {job.epochs} configured.", fields={"epoch": ["Too large."]}
+        )
+    metrics = _clean_metrics(payload.get("metrics", {}))
+    eta = _number(payload, "eta_seconds", required=False)
+    progress = _progress_percent(epoch, 0, job.epochs)
+    _touch(job, epoch=epoch, metrics=metrics, progress=progress, eta_seconds=eta)
+    return job_event_record(
+        job=job,
+        kind=EventKind.EPOCH,
+        payload={"epoch": epoch, "epochs": job.epochs, "metrics": metrics, "progress": progress, "eta_seconds": eta},
+    )
+
+
+def _on_log(job, payload):
+    lines = payload.get("lines")
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise ApplicationError("'lines' must be a list of strings.", fields={"lines": ["Expected strings."]})
+    _touch(job)
+    return job_event_record(job=job, kind=EventKind.LOG, payload={"lines": [line[:2000] for line in lines[:200]]})
+
+
+def _on_done(job, payload):
+    metrics = _clean_metrics(payload.get("metrics", {}))
+    _touch(job, metrics=metrics or job.metrics)
+    return job_event_record(job=job, kind=EventKind.TRAINER_DONE, payload={"metrics": metrics})
+
+
+def _on_failed(job, payload):
+    error = str(payload.get("error") or "the trainer reported a failure")
+    training_job_fail(job_id=job.pk, fencing_token=job.fencing_token, error=error)
+    return job.events.last()
+
+
+def _on_cancelled(job, payload):
+    if job.status != JobStatus.CANCELLING:
+        raise ConflictError(f"Job {job.pk} was not asked to cancel.")
+    training_job_finish_cancel(job_id=job.pk, fencing_token=job.fencing_token)
+    return job.events.last()
+
+
+def _on_completed(job, payload):
+    from models_registry.services import model_version_create_from_job
+
+    artifact = payload.get("artifact")
+    sha256 = payload.get("sha256")
+    if not isinstance(artifact, str) or not artifact or not isinstance(sha256, str) or len(sha256) != 64:
+        raise ApplicationError("'artifact' and 'sha256' are required.", fields={"artifact": ["Required."]})
+    metrics = _clean_metrics(payload.get("metrics", job.metrics))
+    now = timezone.now()
+    updated = TrainingJob.objects.filter(
+        pk=job.pk, fencing_token=job.fencing_token, status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]
+    ).update(
+        status=JobStatus.COMPLETED,
+        progress=100.0,
+        metrics=metrics,
+        finished_at=now,
+        last_heartbeat_at=now,
+        eta_seconds=0,
+    )
+    if not updated:
+        raise ConflictError(f"Job {job.pk} changed while completing.")
+    job.refresh_from_db()
+    version = model_version_create_from_job(
+        job=job, artifact_name=artifact, artifact_sha256=sha256, artifact_size=_number(payload, "size"), metrics=metrics
+    )
+    return job_event_record(
+        job=job, kind=EventKind.COMPLETED, payload={"model_version": version.pk, "metrics": metrics, "progress": 100.0}
+    )
+
+
+_HANDLERS = {
+    "started": _on_started,
+    "progress": _on_progress,
+    "epoch": _on_epoch,
+    "log": _on_log,
+    "done": _on_done,
+    "failed": _on_failed,
+    "completed": _on_completed,
+    "cancelled": _on_cancelled,
+}

@@ -1,0 +1,80 @@
+"""HTTP callbacks from a trainer to the portal."""
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+
+logger = logging.getLogger("trainers.reporting")
+
+
+class CallbackRefused(Exception):
+    """The portal refused a callback (4xx): the job was cancelled, taken over, or finished."""
+
+
+class PortalReporter:
+    """Posts job events to the portal's callback URL with the job's tokens.
+
+    Progress events are rate-limited (at most one per `progress_interval`
+    seconds); every other event is sent at once and retried on network errors.
+
+    Args:
+        callback_url: The job's callback endpoint.
+        token: The job's secret callback token.
+        fencing_token: The attempt's fencing token.
+        progress_interval: Minimum seconds between two progress events.
+        retries: How many times a failed send is retried.
+    """
+
+    def __init__(self, callback_url, token, fencing_token, *, progress_interval=2.0, retries=5, timeout=10):
+        self.callback_url = callback_url
+        self.token = token
+        self.fencing_token = int(fencing_token)
+        self.progress_interval = progress_interval
+        self.retries = retries
+        self.timeout = timeout
+        self._last_progress = 0.0
+
+    def send(self, event_type, **fields):
+        """Send one event; returns the portal's JSON reply.
+
+        Raises:
+            CallbackRefused: when the portal answers 4xx (never retried).
+            OSError: when the portal stays unreachable after all retries.
+        """
+        body = json.dumps({"type": event_type, "fencing_token": self.fencing_token, **fields}).encode()
+        request = urllib.request.Request(
+            self.callback_url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                if 400 <= exc.code < 500:
+                    raise CallbackRefused(f"{event_type}: {exc.code} {exc.read()[:500]!r}") from exc
+                error = exc
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                error = exc
+            if attempt < self.retries:
+                logger.warning("callback %s failed (%s); retrying in %.1fs", event_type, error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+        raise OSError(f"callback {event_type} failed after {self.retries + 1} tries: {error}")
+
+    def progress(self, **fields):
+        """Send a progress event unless one was sent less than `progress_interval` ago."""
+        now = time.monotonic()
+        if now - self._last_progress < self.progress_interval:
+            return None
+        self._last_progress = now
+        try:
+            return self.send("progress", **fields)
+        except OSError as exc:  # progress is best effort; the next epoch event carries the truth
+            logger.warning("progress not delivered: %s", exc)
+            return None

@@ -1,0 +1,174 @@
+"""A model server: holds one YOLO checkpoint warm and answers predict requests over HTTP.
+
+Run as ``python -m trainers.ultralytics.serve`` with:
+  WEIGHTS          path of the checkpoint
+  EXPECTED_SHA256  the checkpoint's sha256; any other file is refused (exit 3)
+  HOST, PORT       where to listen (PORT=0 picks a free port)
+  READY_FILE       where to write {"port": N} once the model is loaded
+  SHUTDOWN_TOKEN   secret that POST /shutdown must carry
+  DEVICE           cpu, cuda:0, ... (default: Ultralytics' choice)
+
+Endpoints: GET /health; POST /predict?conf=&iou=&max_det=&classes=0,2 with the
+image bytes as the body; POST /shutdown with ``Authorization: Bearer <token>``.
+"""
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+os.environ.setdefault("YOLO_OFFLINE", "true")
+
+logger = logging.getLogger("trainers.ultralytics.serve")
+MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Predictor:
+    """A loaded model; predictions are serialised because a YOLO model is not thread-safe."""
+
+    def __init__(self, weights, device=""):
+        from ultralytics import YOLO
+
+        self.model = YOLO(weights)
+        self.device = device or None
+        self.names = self.model.names
+        self._lock = threading.Lock()
+
+    def predict(self, image, *, conf=0.25, iou=0.7, max_det=300, classes=None):
+        started = time.perf_counter()
+        with self._lock:
+            result = self.model.predict(
+                image, conf=conf, iou=iou, max_det=max_det, classes=classes, device=self.device, verbose=False
+            )[0]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        predictions = []
+        boxes = result.boxes
+        if boxes is not None:
+            for xyxy, score, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
+                class_id = int(cls)
+                predictions.append(
+                    {
+                        "class_id": class_id,
+                        "class_name": str(self.names.get(class_id, class_id)),
+                        "confidence": round(float(score), 5),
+                        "bbox": [round(float(v), 2) for v in xyxy],
+                    }
+                )
+        return {"predictions": predictions, "inference_time_ms": round(elapsed_ms, 3)}
+
+
+def _query_float(query, key, default, low, high):
+    raw = query.get(key, [None])[0]
+    if raw is None or raw == "":
+        return default
+    value = float(raw)
+    if not low <= value <= high:
+        raise ValueError(f"{key} must be between {low} and {high}")
+    return value
+
+
+def make_handler(predictor, sha256, shutdown_token, server_ref):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive for the portal's pooled connection
+
+        def log_message(self, fmt, *args):
+            logger.debug(fmt, *args)
+
+        def _reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                raise ValueError("request body too large")
+            return self.rfile.read(length)
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            if urlparse(self.path).path == "/health":
+                self._reply(200, {"status": "ok", "sha256": sha256, "classes": predictor.names})
+            else:
+                self._reply(404, {"error": "not found"})
+
+        def do_POST(self):  # noqa: N802
+            url = urlparse(self.path)
+            try:
+                body = self._body()
+            except ValueError as exc:
+                self._reply(413, {"error": str(exc)})
+                return
+            if url.path == "/shutdown":
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if not hmac.compare_digest(token, shutdown_token):
+                    self._reply(403, {"error": "bad token"})
+                    return
+                self._reply(200, {"status": "stopping"})
+                threading.Thread(target=server_ref[0].shutdown, daemon=True).start()
+                return
+            if url.path != "/predict":
+                self._reply(404, {"error": "not found"})
+                return
+            from PIL import Image
+
+            query = parse_qs(url.query)
+            try:
+                conf = _query_float(query, "conf", 0.25, 0.0, 1.0)
+                iou = _query_float(query, "iou", 0.7, 0.0, 1.0)
+                max_det = int(_query_float(query, "max_det", 300, 1, 10000))
+                raw_classes = query.get("classes", [""])[0]
+                classes = [int(c) for c in raw_classes.split(",") if c != ""] or None
+                image = Image.open(io.BytesIO(body), formats=["JPEG", "PNG", "BMP", "WEBP"]).convert("RGB")
+            except (ValueError, OSError) as exc:
+                self._reply(400, {"error": f"bad request: {exc}"})
+                return
+            self._reply(200, predictor.predict(image, conf=conf, iou=iou, max_det=max_det, classes=classes))
+
+    return Handler
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    weights = os.environ["WEIGHTS"]
+    expected = os.environ["EXPECTED_SHA256"]
+    actual = file_sha256(weights)
+    if actual != expected:
+        print(f"refusing {weights}: sha256 {actual} is not the pinned {expected}", file=sys.stderr)
+        return 3
+    predictor = Predictor(weights, os.environ.get("DEVICE", ""))
+    server_ref = []
+    handler = make_handler(predictor, actual, os.environ.get("SHUTDOWN_TOKEN", ""), server_ref)
+    server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "0"))), handler)
+    server.daemon_threads = True
+    server_ref.append(server)
+    ready_file = os.environ.get("READY_FILE")
+    if ready_file:
+        tmp = Path(ready_file).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"port": server.server_address[1], "pid": os.getpid()}))
+        tmp.replace(ready_file)
+    logger.info("serving %s on port %s", weights, server.server_address[1])
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

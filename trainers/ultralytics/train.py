@@ -1,0 +1,178 @@
+"""Train an Ultralytics YOLO model and report to the portal over HTTP callbacks.
+
+Run as ``python -m trainers.ultralytics.train`` with the configuration in
+environment variables (see :class:`trainers.config.TrainConfig`). The model is
+built from its YAML (``yolo11n`` means ``yolo11n.yaml``): nothing is downloaded.
+Exit codes: 0 trained, 1 failed (reported), 2 bad configuration.
+"""
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "true")  # no connectivity checks, no downloads
+
+from trainers.config import ConfigError, TrainConfig  # noqa: E402
+from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+
+logger = logging.getLogger("trainers.ultralytics.train")
+
+_METRIC_NAMES = {
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "mAP50",
+    "metrics/mAP50-95(B)": "mAP50-95",
+}
+
+
+def normalise_metrics(raw):
+    """Map Ultralytics' metric keys to the portal's names (losses keep their split prefix)."""
+    metrics = {}
+    for key, value in (raw or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        metrics[_METRIC_NAMES.get(key, key)] = round(number, 6)
+    return metrics
+
+
+def _gpu_memory_mb():
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return round(torch.cuda.memory_reserved() / 2**20, 1)
+    except Exception:  # noqa: BLE001 - reporting memory must never break training
+        return None
+    return None
+
+
+class TrainingReporter:
+    """The Ultralytics callbacks of one run, registered from one place."""
+
+    def __init__(self, reporter, epochs):
+        self.reporter = reporter
+        self.epochs = epochs
+        self.batch_index = 0
+        self.epoch_started = time.monotonic()
+        self.epoch_durations = []
+        self.last_epoch = 0
+
+    def register(self, model):
+        model.add_callback("on_train_start", self.on_train_start)
+        model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        model.add_callback("on_train_batch_end", self.on_train_batch_end)
+        model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+    def _eta(self, epochs_left_fraction):
+        if not self.epoch_durations:
+            return None
+        per_epoch = sum(self.epoch_durations) / len(self.epoch_durations)
+        return round(per_epoch * epochs_left_fraction, 1)
+
+    def on_train_start(self, trainer):
+        import torch
+        import ultralytics
+
+        payload = {"device": str(trainer.device), "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+        if trainer.start_epoch:
+            payload["resumed_from_epoch"] = trainer.start_epoch
+        memory = _gpu_memory_mb()
+        if memory is not None:
+            payload["gpu_memory_mb"] = memory
+        self.reporter.send("started", **payload)
+
+    def on_train_epoch_start(self, trainer):
+        self.batch_index = 0
+        self.epoch_started = time.monotonic()
+
+    def on_train_batch_end(self, trainer):
+        self.batch_index += 1
+        batches = max(len(trainer.train_loader), 1)
+        remaining = self.epochs - trainer.epoch - self.batch_index / batches
+        fields = {"epoch": trainer.epoch + 1, "batch": self.batch_index, "batches": batches}
+        eta = self._eta(remaining)
+        if eta is None and self.batch_index:
+            elapsed = time.monotonic() - self.epoch_started
+            eta = round(elapsed / self.batch_index * batches * remaining, 1)
+        fields["eta_seconds"] = eta
+        memory = _gpu_memory_mb()
+        if memory is not None:
+            fields["gpu_memory_mb"] = memory
+        self.reporter.progress(**fields)
+
+    def on_fit_epoch_end(self, trainer):
+        epoch = trainer.epoch + 1
+        if epoch <= self.last_epoch or epoch > self.epochs:
+            return  # Ultralytics fires this again for the final validation of best.pt
+        self.last_epoch = epoch
+        self.epoch_durations.append(time.monotonic() - self.epoch_started)
+        metrics = normalise_metrics(trainer.label_loss_items(trainer.tloss, prefix="train"))
+        metrics.update(normalise_metrics(trainer.metrics))
+        for index, group in enumerate(getattr(trainer.optimizer, "param_groups", [])[:1]):
+            metrics[f"lr/pg{index}"] = round(float(group["lr"]), 8)
+        self.reporter.send(
+            "epoch", epoch=epoch, epochs=self.epochs, metrics=metrics, eta_seconds=self._eta(self.epochs - epoch)
+        )
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("lr/"))
+        self.reporter.send("log", lines=[f"epoch {epoch}/{self.epochs}: {summary}"])
+
+
+def train(config, reporter):
+    """Train with Ultralytics; returns the final validation metrics of the best checkpoint."""
+    from ultralytics import YOLO
+
+    weights = config.base_weights or f"{config.model_name}.yaml"
+    model = YOLO(weights)
+    TrainingReporter(reporter, config.epochs).register(model)
+    model.train(
+        data=config.data_yaml,
+        epochs=config.epochs,
+        imgsz=config.imgsz,
+        batch=config.batch,
+        device=config.device or None,
+        seed=config.seed,
+        deterministic=True,
+        patience=config.patience,
+        workers=config.workers,
+        project=config.output_path,
+        name="run",
+        exist_ok=True,
+        plots=False,
+        amp=(config.device or "cpu") != "cpu",
+        verbose=False,
+    )
+    return normalise_metrics(model.trainer.metrics)
+
+
+def main(env=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = TrainConfig.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(config.output_path) / ".ultralytics"))
+    reporter = PortalReporter(config.callback_url, config.callback_token, config.fencing_token)
+    try:
+        metrics = train(config, reporter)
+    except CallbackRefused as exc:
+        logger.error("the portal refused a callback, stopping: %s", exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
+        traceback.print_exc()
+        try:
+            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
+        except (OSError, CallbackRefused):
+            logger.exception("could not report the failure")
+        return 1
+    reporter.send("done", metrics=metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
