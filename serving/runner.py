@@ -65,7 +65,7 @@ def deployment_start(deployment_id):
             "MPLCONFIGDIR": str(run_dir / ".matplotlib"),
             "WEIGHTS": str(weights),
             "EXPECTED_SHA256": deployment.artifact_sha256,
-            "HOST": settings.SERVING_HOST,
+            "HOST": settings.SERVING_BIND_HOST,
             "PORT": "0",
             "READY_FILE": str(ready_file),
             "SHUTDOWN_TOKEN": deployment.shutdown_token,

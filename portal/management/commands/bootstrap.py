@@ -30,9 +30,22 @@ class Command(BaseCommand):
         )
         group.permissions.add(*permissions)
         self.stdout.write("reviewers group ready (can approve and reject model versions)")
+        if settings.AWS_STORAGE_BUCKET_NAME:
+            self._ensure_bucket(settings.AWS_STORAGE_BUCKET_NAME)
         if no_demo_accounts or not (demo_accounts or settings.EMBEDDED_MODE):
             return
         self._demo_accounts(group)
+
+    def _ensure_bucket(self, name):
+        from botocore.exceptions import ClientError
+        from django.core.files.storage import default_storage
+
+        client = default_storage.connection.meta.client
+        try:
+            client.head_bucket(Bucket=name)
+        except ClientError:
+            client.create_bucket(Bucket=name)
+            self.stdout.write(f"created bucket {name}")
 
     def _demo_accounts(self, reviewers):
         store = settings.VAR_DIR / "demo-accounts.txt"

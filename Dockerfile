@@ -1,0 +1,14 @@
+# One image for every process (web, worker, beat, flower); the command picks the role.
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DJANGO_SETTINGS_MODULE=portal.settings.production
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 curl \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+RUN SECRET_KEY=collectstatic python manage.py collectstatic --noinput
+RUN useradd --create-home portal && mkdir -p /app/var && chown portal /app/var
+USER portal
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "portal.asgi:application"]
