@@ -10,6 +10,7 @@ import shutil
 import stat
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -128,7 +129,7 @@ def archive_extract(archive_path, destination, limits):
                             )
                         sink.write(chunk)
                 os.chmod(target, 0o644)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError, zlib.error, NotImplementedError) as exc:
         shutil.rmtree(destination, ignore_errors=True)
         raise ArchiveRejected(f"the archive is damaged or truncated ({exc})") from exc
     except ArchiveRejected:

@@ -77,11 +77,19 @@ def dataset_ingest(*, dataset_id):
         return dataset
     try:
         root = dataset_local_copy(dataset)
+        report = dataset_validate(root, max_pixels=settings.IMAGE_MAX_PIXELS)
     except ArchiveRejected as exc:
         _dataset_finish(dataset, DatasetStatus.INVALID, errors=[{"file": None, "line": None, "reason": str(exc)}])
         dataset.archive.storage.delete(dataset.archive.name)
         return dataset
-    report = dataset_validate(root, max_pixels=settings.IMAGE_MAX_PIXELS)
+    except Exception as exc:  # never leave a data set stuck in `validating`
+        logger.exception("ingest of data set %s failed", dataset_id)
+        _dataset_finish(
+            dataset,
+            DatasetStatus.INVALID,
+            errors=[{"file": None, "line": None, "reason": f"ingest failed: {type(exc).__name__}: {exc}"}],
+        )
+        return dataset
     status = DatasetStatus.INVALID if report.fatal else DatasetStatus.READY
     _dataset_finish(
         dataset,

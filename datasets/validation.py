@@ -126,6 +126,7 @@ def dataset_validate(root, *, max_pixels, max_error_ratio=0.1):
     images_per_split = {}
     sizes = []
     hashes = {}
+    scanned = 0
     for split in SPLITS:
         image_dir = root / "images" / split
         label_dir = root / "labels" / split
@@ -135,6 +136,7 @@ def dataset_validate(root, *, max_pixels, max_error_ratio=0.1):
         images = sorted(p for p in image_dir.rglob("*") if p.is_file())
         stems = set()
         count = 0
+        scanned += len(images)
         for image in images:
             relative = image.relative_to(root).as_posix()
             if image.suffix.lower() not in IMAGE_SUFFIXES:
@@ -185,13 +187,12 @@ def dataset_validate(root, *, max_pixels, max_error_ratio=0.1):
         "image_size": _size_stats(sizes),
     }
     bad = len(set(report.excluded))
-    if report.num_images and bad / report.num_images > max_error_ratio:
+    if scanned and bad / scanned > max_error_ratio:
         report.fatal.append(
             {
                 "file": None,
                 "line": None,
-                "reason": f"{bad} of {report.num_images} images are unusable, above the "
-                f"{max_error_ratio:.0%} threshold",
+                "reason": f"{bad} of {scanned} image files are unusable, above the {max_error_ratio:.0%} threshold",
             }
         )
     return report

@@ -8,6 +8,7 @@ state is refused as a conflict (409).
 
 import hmac
 
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -161,6 +162,10 @@ def _on_completed(job, payload):
     sha256 = payload.get("sha256")
     if not isinstance(artifact, str) or not artifact or not isinstance(sha256, str) or len(sha256) != 64:
         raise ApplicationError("'artifact' and 'sha256' are required.", fields={"artifact": ["Required."]})
+    if not artifact.startswith(f"models/job-{job.pk}/") or not default_storage.exists(artifact):
+        raise ApplicationError(
+            "'artifact' must name this job's stored checkpoint.", fields={"artifact": ["Not this job's checkpoint."]}
+        )
     metrics = _clean_metrics(payload.get("metrics", job.metrics))
     now = timezone.now()
     updated = TrainingJob.objects.filter(

@@ -26,6 +26,7 @@ from datasets.cache import dataset_local_copy
 from jobs import callbacks, services
 from jobs.choices import JobStatus
 from portal.errors import ApplicationError
+from portal.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10
@@ -170,6 +171,7 @@ def training_job_execute(job_id):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     cancelled = lease_lost = False
     while True:

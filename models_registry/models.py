@@ -57,6 +57,16 @@ class ModelVersion(models.Model):
         return f"{self.registered_model.name} v{self.number}"
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update and delete would bypass the per-row guard: refuse them too."""
+
+    def update(self, **kwargs):
+        raise ValueError("Audit events are append-only.")
+
+    def delete(self):
+        raise ValueError("Audit events are append-only.")
+
+
 class ModelVersionEvent(models.Model):
     """Append-only audit trail of a version: who did what, when, and why."""
 
@@ -65,6 +75,8 @@ class ModelVersionEvent(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

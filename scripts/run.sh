@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 FLOWER_PORT="${FLOWER_PORT:-5555}"
 PY=.venv/bin/python
-mkdir -p "${VAR_DIR:-var}"
+mkdir -p "${VAR_DIR:-var}/static"
 $PY manage.py migrate --noinput
 $PY manage.py bootstrap
 if [ -z "${FLOWER_PASSWORD:-}" ]; then
@@ -20,7 +20,10 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   echo "==> stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # SIGQUIT is Celery's cold shutdown: a running training is not waited for; its trainer
+  # dies with the worker and the reaper re-queues the job at the next start.
+  kill -TERM "${pids[0]}" "${pids[2]}" 2>/dev/null || true
+  kill -QUIT "${pids[1]}" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT

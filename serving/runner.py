@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from portal.processes import die_with_parent
 from serving import services
 from serving.choices import DeploymentStatus
 from serving.models import Deployment
@@ -78,6 +79,7 @@ def deployment_start(deployment_id):
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     log.close()
     deadline = time.monotonic() + settings.SERVING_START_TIMEOUT_SECONDS

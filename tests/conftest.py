@@ -49,3 +49,30 @@ def upload():
         return SimpleUploadedFile(name, data, content_type="application/zip")
 
     return make
+
+
+@pytest.fixture
+def staff_user(db):
+    return UserFactory(username="stella", is_staff=True)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """This test's own file storage, data set cache and work folders (nothing shared between tests)."""
+    media = tmp_path / "media"
+    settings.MEDIA_ROOT = media
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(media)}},
+    }
+    settings.CACHE_DIR = tmp_path / "cache"
+    settings.WORK_DIR = tmp_path / "work"
+    return media
+
+
+@pytest.fixture
+def image_upload():
+    def make(data=None, name="image.jpg", content_type="image/jpeg"):
+        return SimpleUploadedFile(name, datagen.sample_image_bytes() if data is None else data, content_type)
+
+    return make

@@ -8,7 +8,10 @@ from django.contrib.auth import get_user_model
 from datasets.choices import DatasetStatus
 from datasets.models import Dataset
 from jobs.models import TrainingJob
+from models_registry.choices import ReviewStatus
 from models_registry.models import ModelVersion, RegisteredModel
+from serving.choices import DeploymentStatus
+from serving.models import Deployment
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -18,7 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
+    password = factory.django.Password("pw-for-tests")
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):
@@ -66,3 +69,21 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     metrics = factory.LazyFunction(lambda: {"mAP50": 0.5})
     artifact = factory.django.FileField(filename="best.pt", data=b"weights")
     artifact_sha256 = "0" * 64
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """A deployment of an approved version of the owner's own model."""
+
+    class Meta:
+        model = Deployment
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"deployment {n}")
+    model_version = factory.SubFactory(
+        ModelVersionFactory,
+        registered_model__owner=factory.SelfAttribute("...owner"),
+        review_status=ReviewStatus.APPROVED,
+    )
+    artifact_sha256 = factory.SelfAttribute("model_version.artifact_sha256")
+    status = DeploymentStatus.STARTING
+    shutdown_token = factory.Sequence(lambda n: f"shutdown-{n}")

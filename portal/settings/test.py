@@ -12,6 +12,8 @@ _tmp = Path(tempfile.mkdtemp(prefix="portal-test-"))
 MEDIA_ROOT = _tmp / "media"
 CACHE_DIR = _tmp / "cache"
 WORK_DIR = _tmp / "work"
+STATIC_ROOT = _tmp / "static"
+STATIC_ROOT.mkdir()
 if not AWS_STORAGE_BUCKET_NAME:  # noqa: F405
     STORAGES["default"]["OPTIONS"]["location"] = str(MEDIA_ROOT)  # noqa: F405
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

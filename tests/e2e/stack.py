@@ -142,7 +142,7 @@ class Stack:
 @contextmanager
 def running_stack(tmp_path, *, database_url=None, redis_url=None):
     var_dir = tmp_path / "var"
-    var_dir.mkdir()
+    (var_dir / "static").mkdir(parents=True)
     env = _base_env(var_dir, free_port())
     if database_url:
         env["DATABASE_URL"] = database_url

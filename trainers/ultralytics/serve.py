@@ -49,6 +49,13 @@ class Predictor:
         self.device = device or None
         self.names = self.model.names
         self._lock = threading.Lock()
+        self._warm_up()
+
+    def _warm_up(self):
+        """Run one prediction at start so the first request does not pay for lazy set-up."""
+        from PIL import Image
+
+        self.predict(Image.new("RGB", (64, 64)))
 
     def predict(self, image, *, conf=0.25, iou=0.7, max_det=300, classes=None):
         started = time.perf_counter()
