@@ -117,3 +117,11 @@ def test_the_default_schema_is_yaml_containing_the_datasets_path(api, db):
 
     assert response.status_code == 200
     assert b"/api/v1/datasets/:" in response.content
+
+
+def test_api_docs_page_works_offline(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
