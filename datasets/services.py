@@ -113,9 +113,9 @@ def _dataset_finish(dataset, status, **fields):
 
 def dataset_delete(*, dataset):
     """Delete a data set and its archive; refused while a job uses it."""
-    if dataset.training_jobs.exists():
+    if dataset.jobs.exists():
         raise ConflictError(
-            f"Data set {dataset.pk} is used by {dataset.training_jobs.count()} training job(s) and cannot be deleted."
+            f"Data set {dataset.pk} is used by {dataset.jobs.count()} job(s) and cannot be deleted."
         )
     name = dataset.archive.name
     storage = dataset.archive.storage

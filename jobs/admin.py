@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from jobs.models import JobEvent, TrainingJob
+from jobs.models import Job, JobEvent
 
 
 class JobEventInline(admin.TabularInline):
@@ -18,8 +18,8 @@ class JobEventInline(admin.TabularInline):
         return super().get_queryset(request).exclude(kind="progress")
 
 
-@admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
     """Operators watch jobs here; every field is written by the machine."""
 
     list_display = [
@@ -34,10 +34,10 @@ class TrainingJobAdmin(admin.ModelAdmin):
         "worker",
         "created_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "kind"]
     search_fields = ["owner__username", "dataset__name", "worker"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in TrainingJob._meta.fields if f.name != "callback_token_hash"]
+    readonly_fields = [f.name for f in Job._meta.fields if f.name != "callback_token_hash"]
     exclude = ["callback_token_hash"]
     inlines = [JobEventInline]
 

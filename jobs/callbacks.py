@@ -12,13 +12,33 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, JobStatus
+from jobs.choices import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    AttemptOutcome,
+    CheckpointKind,
+    EventKind,
+    JobKind,
+    JobStatus,
+)
 from jobs.events import job_event_record
-from jobs.models import TrainingJob
-from jobs.services import token_hash, training_job_fail, training_job_finish_cancel
+from jobs.models import Checkpoint, Job, JobAttempt, ValidationResult
+from jobs.services import _attempt_close, job_fail, job_finish_cancel, token_hash
 from portal.errors import ApplicationError, ConflictError, ForbiddenError
 
-CALLBACK_TYPES = ("started", "progress", "epoch", "log", "done", "failed", "completed", "cancelled")
+CALLBACK_TYPES = (
+    "started",
+    "progress",
+    "epoch",
+    "log",
+    "checkpoint",
+    "results",
+    "done",
+    "failed",
+    "completed",
+    "cancelled",
+    "crashed",
+)
 
 
 def _number(payload, key, *, required=True, minimum=0):
@@ -40,7 +60,7 @@ def _clean_metrics(metrics):
     return clean
 
 
-def training_job_callback(*, job_id, token, payload):
+def job_callback(*, job_id, token, payload):
     """Apply one callback to a job; returns the stored event."""
     if not isinstance(payload, dict):
         raise ApplicationError("The body must be a JSON object.")
@@ -52,7 +72,7 @@ def training_job_callback(*, job_id, token, payload):
         )
     fencing_token = _number(payload, "fencing_token", minimum=1)
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or not job.callback_token_hash or not token:
             raise ForbiddenError("Invalid callback token.", code="bad_token")
         if not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
@@ -70,16 +90,33 @@ def training_job_callback(*, job_id, token, payload):
 
 def _touch(job, **fields):
     now = timezone.now()
-    TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=now, **fields)
+    Job.objects.filter(pk=job.pk).update(last_heartbeat_at=now, **fields)
     for key, value in fields.items():
         setattr(job, key, value)
     job.last_heartbeat_at = now
 
 
 def _on_started(job, payload):
+    """The trainer runs. A resumed trainer says from which epoch: the job rewinds to it.
+
+    Epochs after the checkpoint may have been reported by the attempt that died;
+    they are trained again, so the epoch count goes back to the checkpoint's.
+    """
     device = str(payload.get("device", ""))[:200]
-    _touch(job, device=device)
-    return job_event_record(job=job, kind=EventKind.STARTED, payload={"device": device, **_extra(payload)})
+    fields = {"device": device}
+    resumed = _number(payload, "resumed_from_epoch", required=False)
+    if resumed is not None:
+        if resumed > job.epochs:
+            raise ApplicationError("'resumed_from_epoch' is beyond the configured epochs.")
+        fields.update(epoch=int(resumed), progress=_progress_percent(int(resumed), 0, job.epochs))
+        JobAttempt.objects.filter(job=job, number=job.attempt).update(resumed_from_epoch=int(resumed), device=device)
+    else:
+        JobAttempt.objects.filter(job=job, number=job.attempt).update(device=device)
+    _touch(job, **fields)
+    event = job_event_record(job=job, kind=EventKind.STARTED, payload={"device": device, **_extra(payload)})
+    if resumed is not None:
+        job_event_record(job=job, kind=EventKind.RESUMED, payload={"epoch": int(resumed), "attempt": job.attempt})
+    return event
 
 
 def _extra(payload):
@@ -144,31 +181,93 @@ def _on_done(job, payload):
 
 def _on_failed(job, payload):
     error = str(payload.get("error") or "the trainer reported a failure")
-    training_job_fail(job_id=job.pk, fencing_token=job.fencing_token, error=error)
+    exit_code = payload.get("exit_code") if isinstance(payload.get("exit_code"), int) else None
+    job_fail(job_id=job.pk, fencing_token=job.fencing_token, error=error, exit_code=exit_code)
     return job.events.last()
 
 
 def _on_cancelled(job, payload):
     if job.status != JobStatus.CANCELLING:
         raise ConflictError(f"Job {job.pk} was not asked to cancel.")
-    training_job_finish_cancel(job_id=job.pk, fencing_token=job.fencing_token)
+    job_finish_cancel(job_id=job.pk, fencing_token=job.fencing_token)
     return job.events.last()
 
 
-def _on_completed(job, payload):
-    from models_registry.services import model_version_create_from_job
+def _on_crashed(job, payload):
+    """The child died without reporting (killed, out of memory): another attempt resumes it."""
+    from jobs.services import job_requeue
 
-    artifact = payload.get("artifact")
-    sha256 = payload.get("sha256")
-    if not isinstance(artifact, str) or not artifact or not isinstance(sha256, str) or len(sha256) != 64:
-        raise ApplicationError("'artifact' and 'sha256' are required.", fields={"artifact": ["Required."]})
-    if not artifact.startswith(f"models/job-{job.pk}/") or not default_storage.exists(artifact):
+    reason = str(payload.get("reason") or "the trainer died without reporting")[:1000]
+    exit_code = payload.get("exit_code") if isinstance(payload.get("exit_code"), int) else None
+    job_requeue(job_id=job.pk, fencing_token=job.fencing_token, reason=reason, exit_code=exit_code)
+    return job.events.last()
+
+
+def _own_stored_file(job, name, field):
+    """A name the launcher stored for this job; anything else is refused."""
+    if not isinstance(name, str) or not name.startswith(f"jobs/{job.pk}/") or not default_storage.exists(name):
         raise ApplicationError(
-            "'artifact' must name this job's stored checkpoint.", fields={"artifact": ["Not this job's checkpoint."]}
+            f"'{field}' must name a file stored for this job.", fields={field: ["Not this job's file."]}
         )
-    metrics = _clean_metrics(payload.get("metrics", job.metrics))
+    return name
+
+
+def _on_checkpoint(job, payload):
+    kind = payload.get("kind")
+    if kind not in CheckpointKind.values:
+        raise ApplicationError("'kind' must be 'last' or 'best'.", fields={"kind": ["Invalid."]})
+    sha256 = payload.get("sha256")
+    if not isinstance(sha256, str) or len(sha256) != 64:
+        raise ApplicationError("'sha256' is required.", fields={"sha256": ["Required."]})
+    checkpoint = Checkpoint.objects.create(
+        job=job,
+        attempt=job.attempt,
+        epoch=int(_number(payload, "epoch")),
+        kind=kind,
+        storage_name=_own_stored_file(job, payload.get("storage_name"), "storage_name"),
+        sha256=sha256,
+        size=int(_number(payload, "size")),
+    )
+    _touch(job)
+    return job_event_record(
+        job=job,
+        kind=EventKind.CHECKPOINT,
+        payload={"epoch": checkpoint.epoch, "kind": kind, "sha256": sha256, "size": checkpoint.size},
+    )
+
+
+def _on_results(job, payload):
+    if job.kind != JobKind.VALIDATE:
+        raise ApplicationError("Only validation jobs report results.")
+    per_class = payload.get("per_class", [])
+    matrix = payload.get("confusion_matrix", {})
+    curves = payload.get("curves", {})
+    if not isinstance(per_class, list) or not isinstance(matrix, dict) or not isinstance(curves, dict):
+        raise ApplicationError("'per_class' must be a list, 'confusion_matrix' and 'curves' objects.")
+    config = job.config
+    metrics = _clean_metrics(payload.get("metrics", {}))
+    ValidationResult.objects.update_or_create(
+        job=job,
+        defaults={
+            "model_version": job.model_version,
+            "dataset": job.dataset,
+            "split": config.get("split", "val"),
+            "conf": config.get("conf", 0.001),
+            "iou": config.get("iou", 0.7),
+            "metrics": metrics,
+            "per_class": per_class,
+            "confusion_matrix": matrix,
+            "curves": curves,
+            "speed_ms": _clean_metrics(payload.get("speed_ms", {})),
+        },
+    )
+    _touch(job, metrics=metrics, progress=99.0)
+    return job_event_record(job=job, kind=EventKind.RESULTS, payload={"metrics": metrics, "per_class": per_class})
+
+
+def _complete(job, metrics):
     now = timezone.now()
-    updated = TrainingJob.objects.filter(
+    updated = Job.objects.filter(
         pk=job.pk, fencing_token=job.fencing_token, status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]
     ).update(
         status=JobStatus.COMPLETED,
@@ -180,12 +279,51 @@ def _on_completed(job, payload):
     )
     if not updated:
         raise ConflictError(f"Job {job.pk} changed while completing.")
+    _attempt_close(job.pk, job.attempt, AttemptOutcome.COMPLETED, exit_code=0)
     job.refresh_from_db()
+
+
+def _on_completed(job, payload):
+    if job.kind == JobKind.VALIDATE:
+        return _complete_validation(job, payload)
+    from models_registry.services import model_version_create_from_job
+
+    artifact = payload.get("artifact")
+    sha256 = payload.get("sha256")
+    if not isinstance(artifact, str) or not artifact or not isinstance(sha256, str) or len(sha256) != 64:
+        raise ApplicationError("'artifact' and 'sha256' are required.", fields={"artifact": ["Required."]})
+    _own_stored_file(job, artifact, "artifact")
+    metrics = _clean_metrics(payload.get("metrics", job.metrics))
+    _complete(job, metrics)
     version = model_version_create_from_job(
         job=job, artifact_name=artifact, artifact_sha256=sha256, artifact_size=_number(payload, "size"), metrics=metrics
     )
-    return job_event_record(
+    event = job_event_record(
         job=job, kind=EventKind.COMPLETED, payload={"model_version": version.pk, "metrics": metrics, "progress": 100.0}
+    )
+    if job.config.get("validate_after", True):
+        from jobs.services import validation_job_create
+
+        validation_job_create(
+            owner=job.owner,
+            model_version=version,
+            dataset=job.dataset,
+            config={"split": "val", "conf": 0.001, "iou": 0.7, "queue": job.queue, "priority": job.priority},
+        )
+    return event
+
+
+def _complete_validation(job, payload):
+    result = ValidationResult.objects.filter(job=job).first()
+    if result is None:
+        raise ConflictError(f"Validation job {job.pk} completed without reporting results.")
+    image = payload.get("confusion_matrix_image")
+    if image:
+        result.confusion_matrix_image = _own_stored_file(job, image, "confusion_matrix_image")
+        result.save(update_fields=["confusion_matrix_image"])
+    _complete(job, result.metrics)
+    return job_event_record(
+        job=job, kind=EventKind.COMPLETED, payload={"validation_result": result.pk, "metrics": result.metrics}
     )
 
 
@@ -194,8 +332,11 @@ _HANDLERS = {
     "progress": _on_progress,
     "epoch": _on_epoch,
     "log": _on_log,
+    "checkpoint": _on_checkpoint,
+    "results": _on_results,
     "done": _on_done,
     "failed": _on_failed,
     "completed": _on_completed,
     "cancelled": _on_cancelled,
+    "crashed": _on_crashed,
 }

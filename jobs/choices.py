@@ -1,6 +1,11 @@
 from django.db import models
 
 
+class JobKind(models.TextChoices):
+    TRAIN = "train", "Training"
+    VALIDATE = "validate", "Validation"
+
+
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -41,4 +46,20 @@ class EventKind(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCEL_REQUESTED = "cancel_requested", "Cancel requested"
     CANCELLED = "cancelled", "Cancelled"
-    REQUEUED = "requeued", "Re-queued after a lost lease"
+    REQUEUED = "requeued", "Re-queued"
+    RESUMED = "resumed", "Resumed from a checkpoint"
+    CHECKPOINT = "checkpoint", "Checkpoint saved"
+    RESULTS = "results", "Validation results"
+
+
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    REQUEUED = "requeued", "Re-queued (crash or lost lease)"
+
+
+class CheckpointKind(models.TextChoices):
+    LAST = "last", "Last"
+    BEST = "best", "Best"

@@ -3,7 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from jobs.selectors import training_job_list, training_job_snapshot
+from jobs.selectors import job_list, job_snapshot
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
@@ -24,8 +24,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _snapshot(self, user, job_id):
-        job = training_job_list(user=user).filter(pk=job_id).first()
-        return None if job is None else training_job_snapshot(job)
+        job = job_list(user=user).filter(pk=job_id).first()
+        return None if job is None else job_snapshot(job)
 
     async def disconnect(self, code):
         if hasattr(self, "group_name"):

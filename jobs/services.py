@@ -1,4 +1,9 @@
-"""Writes for training jobs: create, claim, lease, cancel, reap, finish."""
+"""Writes for jobs: create, retry, claim, lease, cancel, requeue, reap, finish.
+
+Every status change is a conditional update from the statuses that allow it
+(jobs/choices.py); a worker's writes are also fenced by the fencing token of its
+claim, so a writer from an earlier attempt can never change the job.
+"""
 
 import hashlib
 import secrets
@@ -10,9 +15,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from datasets.choices import DatasetStatus
-from jobs.choices import TERMINAL_STATUSES, EventKind, JobStatus, statuses_allowing
+from jobs.choices import AttemptOutcome, EventKind, JobKind, JobStatus, statuses_allowing
 from jobs.events import job_event_record
-from jobs.models import TrainingJob
+from jobs.models import Job, JobAttempt
 from portal.errors import ApplicationError, ConflictError
 
 
@@ -20,52 +25,97 @@ def token_hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _enqueue_run(job_id):
-    from jobs.tasks import training_job_run
+def _enqueue_run(job_id, queue, priority):
+    from jobs.tasks import job_run
 
-    training_job_run.delay(job_id)
+    job_run.apply_async(args=[job_id], queue=queue, priority=priority)
 
 
-def training_job_create(*, owner, dataset, config):
-    """Create a queued job and wake a GPU worker once the row is committed."""
-    if dataset.status != DatasetStatus.READY:
-        raise ConflictError(
-            f"Data set {dataset.pk} is {dataset.status}; only a ready data set can be trained on.",
-            fields={"dataset": [f"Data set is {dataset.status}."]},
-        )
+def _enqueue_on_commit(job):
+    job_id, queue, priority = job.pk, job.queue, job.priority
+    transaction.on_commit(lambda: _enqueue_run(job_id, queue, priority))
+
+
+def _check_dataset(owner, dataset):
     if dataset.owner_id != owner.pk and not owner.is_staff:
         raise ApplicationError("Unknown data set.", fields={"dataset": ["Unknown data set."]})
+    if dataset.status != DatasetStatus.READY:
+        raise ConflictError(
+            f"Data set {dataset.pk} is {dataset.status}; only a ready data set can be used.",
+            fields={"dataset": [f"Data set is {dataset.status}."]},
+        )
+
+
+def training_job_create(*, owner, dataset, config, fine_tune_from=None, retry_of=None):
+    """Create a queued training job and wake a GPU worker once the row is committed."""
+    _check_dataset(owner, dataset)
     with transaction.atomic():
-        job = TrainingJob.objects.create(
+        job = Job.objects.create(
+            kind=JobKind.TRAIN,
             owner=owner,
             dataset=dataset,
+            model_version=fine_tune_from,
+            retry_of=retry_of,
             config=config,
             epochs=config["epochs"],
+            queue=config.get("queue", "gpu"),
+            priority=config.get("priority", 5),
             max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
         job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
-        transaction.on_commit(lambda: _enqueue_run(job.pk))
+        _enqueue_on_commit(job)
     return job
 
 
-def _transition(job_id, target, *, fencing_token=None, **fields):
-    """Move a job to `target` if its status allows it; return the number of rows changed."""
-    queryset = TrainingJob.objects.filter(pk=job_id, status__in=statuses_allowing(target))
-    if fencing_token is not None:
-        queryset = queryset.filter(fencing_token=fencing_token)
-    return queryset.update(status=target, **fields)
+def validation_job_create(*, owner, model_version, dataset, config, retry_of=None):
+    """Evaluate a model version on a data set split (conf and iou thresholds in `config`)."""
+    _check_dataset(owner, dataset)
+    if model_version.registered_model.task != dataset.task:
+        raise ApplicationError(
+            f"A {model_version.registered_model.task} model cannot be validated on a {dataset.task} data set.",
+            fields={"dataset": ["Task mismatch."]},
+        )
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.VALIDATE,
+            owner=owner,
+            dataset=dataset,
+            model_version=model_version,
+            retry_of=retry_of,
+            config=config,
+            epochs=0,
+            queue=config.get("queue", "gpu"),
+            priority=config.get("priority", 5),
+            max_attempts=settings.JOB_MAX_ATTEMPTS,
+        )
+        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
+        _enqueue_on_commit(job)
+    return job
 
 
-def training_job_claim(*, job_id, worker):
+def job_retry(*, job, owner):
+    """Start a new job with the same configuration as a failed or cancelled one."""
+    if job.status not in {JobStatus.FAILED, JobStatus.CANCELLED}:
+        raise ConflictError(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
+    if job.kind == JobKind.VALIDATE:
+        return validation_job_create(
+            owner=owner, model_version=job.model_version, dataset=job.dataset, config=job.config, retry_of=job
+        )
+    return training_job_create(
+        owner=owner, dataset=job.dataset, config=job.config, fine_tune_from=job.model_version, retry_of=job
+    )
+
+
+def job_claim(*, job_id, worker, device=""):
     """Claim a queued job for this worker (compare-and-set on the status).
 
     Returns (job, callback_token), or None when the job is not queued any more
-    (cancelled, or already claimed by another worker after a redelivery).
+    (cancelled, or already claimed after a redelivered message).
     """
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
-        claimed = TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempt__lt=F("max_attempts")).update(
+        claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, attempt__lt=F("max_attempts")).update(
             status=JobStatus.RUNNING,
             attempt=F("attempt") + 1,
             fencing_token=F("fencing_token") + 1,
@@ -73,37 +123,48 @@ def training_job_claim(*, job_id, worker):
             lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
             last_heartbeat_at=now,
             worker=worker,
+            device=device,
             started_at=now,
             error="",
         )
         if not claimed:
             return None
-        job = TrainingJob.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job_id)
+        JobAttempt.objects.create(job=job, number=job.attempt, worker=worker, device=device)
         job_event_record(job=job, kind=EventKind.CLAIMED, payload={"worker": worker, "attempt": job.attempt})
     return job, token
 
 
-def training_job_renew_lease(*, job_id, fencing_token):
+def job_renew_lease(*, job_id, fencing_token):
     """Extend the lease of a job this worker still owns; return its status, or None if lost."""
-    updated = TrainingJob.objects.filter(
+    updated = Job.objects.filter(
         pk=job_id, fencing_token=fencing_token, status__in=[JobStatus.RUNNING, JobStatus.CANCELLING]
     ).update(lease_until=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS))
     if not updated:
         return None
-    return TrainingJob.objects.values_list("status", flat=True).get(pk=job_id)
+    return Job.objects.values_list("status", flat=True).get(pk=job_id)
 
 
-def training_job_cancel(*, job):
+def job_status_if_owned(*, job_id, fencing_token):
+    """The job's status while this claim still owns it, else None (cheap poll for cancel)."""
+    return Job.objects.filter(pk=job_id, fencing_token=fencing_token).values_list("status", flat=True).first()
+
+
+def _attempt_close(job_id, number, outcome, *, exit_code=None, detail=""):
+    JobAttempt.objects.filter(job_id=job_id, number=number, outcome=AttemptOutcome.RUNNING).update(
+        outcome=outcome, exit_code=exit_code, detail=detail[-2000:], ended_at=timezone.now()
+    )
+
+
+def job_cancel(*, job):
     """Cancel a job: a queued job never starts, a running one is stopped by its launcher."""
     now = timezone.now()
     with transaction.atomic():
-        if TrainingJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, finished_at=now
-        ):
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(status=JobStatus.CANCELLED, finished_at=now):
             job.refresh_from_db()
             job_event_record(job=job, kind=EventKind.CANCELLED, payload={"reason": "cancelled before it started"})
             return job
-        if TrainingJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.CANCELLING):
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.CANCELLING):
             job.refresh_from_db()
             job_event_record(job=job, kind=EventKind.CANCEL_REQUESTED)
             return job
@@ -111,56 +172,78 @@ def training_job_cancel(*, job):
     raise ConflictError(f"Job {job.pk} is {job.status} and cannot be cancelled.")
 
 
-def training_job_fail(*, job_id, fencing_token, error):
+def _transition(job_id, target, *, fencing_token, **fields):
+    return Job.objects.filter(pk=job_id, status__in=statuses_allowing(target), fencing_token=fencing_token).update(
+        status=target, **fields
+    )
+
+
+def job_fail(*, job_id, fencing_token, error, exit_code=None):
     with transaction.atomic():
         if not _transition(
             job_id, JobStatus.FAILED, fencing_token=fencing_token, error=error[-5000:], finished_at=timezone.now()
         ):
             return False
-        job = TrainingJob.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job_id)
+        _attempt_close(job_id, job.attempt, AttemptOutcome.FAILED, exit_code=exit_code, detail=error)
         job_event_record(job=job, kind=EventKind.FAILED, payload={"error": error[-2000:]})
     return True
 
 
-def training_job_finish_cancel(*, job_id, fencing_token):
+def job_finish_cancel(*, job_id, fencing_token):
     with transaction.atomic():
         if not _transition(job_id, JobStatus.CANCELLED, fencing_token=fencing_token, finished_at=timezone.now()):
             return False
-        job = TrainingJob.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job_id)
+        _attempt_close(job_id, job.attempt, AttemptOutcome.CANCELLED)
         job_event_record(job=job, kind=EventKind.CANCELLED, payload={"reason": "stopped on request"})
     return True
 
 
-def training_jobs_reap(*, now=None):
+def job_requeue(*, job_id, fencing_token, reason, exit_code=None):
+    """Give a running job another attempt (crash, lost worker), or fail it when none is left.
+
+    Returns True when the job was re-queued.
+    """
+    job = Job.objects.filter(pk=job_id, fencing_token=fencing_token).first()
+    if job is None:
+        return False
+    if job.status == JobStatus.CANCELLING:
+        job_finish_cancel(job_id=job_id, fencing_token=fencing_token)
+        return False
+    if job.attempt >= job.max_attempts:
+        job_fail(
+            job_id=job_id,
+            fencing_token=fencing_token,
+            error=f"{reason}; all {job.max_attempts} attempts used",
+            exit_code=exit_code,
+        )
+        return False
+    with transaction.atomic():
+        if not _transition(
+            job_id, JobStatus.QUEUED, fencing_token=fencing_token, lease_until=None, callback_token_hash=""
+        ):
+            return False
+        job.refresh_from_db()
+        _attempt_close(job_id, job.attempt, AttemptOutcome.REQUEUED, exit_code=exit_code, detail=reason)
+        job_event_record(job=job, kind=EventKind.REQUEUED, payload={"reason": reason, "attempt": job.attempt})
+        _enqueue_on_commit(job)
+    return True
+
+
+def jobs_reap(*, now=None):
     """Re-queue running jobs whose lease lapsed (worker killed, node lost).
 
     A job that used all its attempts fails with the reason instead. Returns the
     ids of the jobs re-queued.
     """
     now = now or timezone.now()
+    expired = Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.CANCELLING], lease_until__lt=now).values_list(
+        "pk", "fencing_token", "attempt"
+    )
     requeued = []
-    expired = TrainingJob.objects.filter(
-        status__in=[JobStatus.RUNNING, JobStatus.CANCELLING], lease_until__lt=now
-    ).values_list("pk", "fencing_token", "attempt", "max_attempts", "status")
-    for job_id, fencing_token, attempt, max_attempts, status in expired:
+    for job_id, fencing_token, attempt in expired:
         reason = f"the worker stopped renewing its lease (attempt {attempt})"
-        if status == JobStatus.CANCELLING:
-            training_job_finish_cancel(job_id=job_id, fencing_token=fencing_token)
-        elif attempt >= max_attempts:
-            training_job_fail(
-                job_id=job_id, fencing_token=fencing_token, error=f"{reason}; all {max_attempts} attempts used"
-            )
-        else:
-            with transaction.atomic():
-                if _transition(
-                    job_id, JobStatus.QUEUED, fencing_token=fencing_token, lease_until=None, callback_token_hash=""
-                ):
-                    job = TrainingJob.objects.get(pk=job_id)
-                    job_event_record(job=job, kind=EventKind.REQUEUED, payload={"reason": reason})
-                    transaction.on_commit(lambda job_id=job_id: _enqueue_run(job_id))
-                    requeued.append(job_id)
+        if job_requeue(job_id=job_id, fencing_token=fencing_token, reason=reason):
+            requeued.append(job_id)
     return requeued
-
-
-def training_job_is_terminal(job):
-    return job.status in TERMINAL_STATUSES

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from models_registry import services
-from models_registry.models import ModelVersion, ModelVersionEvent, RegisteredModel
+from models_registry.models import BaseModel, ModelVersion, ModelVersionEvent, RegisteredModel
 from portal.errors import ApplicationError
 
 
@@ -96,3 +96,24 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "owner", "task", "created_at"]
     search_fields = ["name", "slug", "owner__username"]
     readonly_fields = ["created_at"]
+
+
+class BaseModelForm(forms.ModelForm):
+    class Meta:
+        model = BaseModel
+        fields = ["name", "description", "weights"]
+
+
+@admin.register(BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    """Staff upload pretrained weights here; they are trusted files (never user uploads)."""
+
+    form = BaseModelForm
+    list_display = ["name", "sha256", "size", "uploaded_by", "created_at"]
+    readonly_fields = ["sha256", "size", "uploaded_by", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        services.base_model_create(instance=obj, uploaded_by=request.user)

@@ -4,6 +4,28 @@ from django.db import models
 from models_registry.choices import ReviewStatus, VersionEventKind
 
 
+def base_model_path(instance, filename):
+    return f"base-models/{instance.name}-{instance.sha256[:12]}.pt"
+
+
+class BaseModel(models.Model):
+    """Pretrained weights uploaded by staff (trusted files); training can start from them."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    weights = models.FileField(upload_to=base_model_path, max_length=500)
+    sha256 = models.CharField(max_length=64, editable=False)
+    size = models.BigIntegerField(default=0, editable=False)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
 class RegisteredModel(models.Model):
     """A named model that versions are trained for (one per owner and name)."""
 
@@ -28,7 +50,7 @@ class ModelVersion(models.Model):
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
     training_job = models.OneToOneField(
-        "jobs.TrainingJob", on_delete=models.PROTECT, related_name="model_version", null=True, blank=True
+        "jobs.Job", on_delete=models.PROTECT, related_name="trained_version", null=True, blank=True
     )
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="model_versions")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trained_versions")

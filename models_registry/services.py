@@ -1,5 +1,7 @@
 """Writes for the registry: versions from training jobs, and the review gate."""
 
+import hashlib
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -90,3 +92,18 @@ def model_version_reject(*, version, reviewer, reason):
 
 def model_version_record_event(*, version, kind, actor=None, reason=""):
     return ModelVersionEvent.objects.create(version=version, kind=kind, actor=actor, reason=reason)
+
+
+def base_model_create(*, instance, uploaded_by):
+    """Store staff-uploaded base weights with their sha256 (the name embeds it)."""
+    digest = hashlib.sha256()
+    upload = instance.weights.file
+    upload.seek(0)
+    for chunk in iter(lambda: upload.read(1024 * 1024), b""):
+        digest.update(chunk)
+    upload.seek(0)
+    instance.sha256 = digest.hexdigest()
+    instance.size = instance.weights.size
+    instance.uploaded_by = uploaded_by
+    instance.save()
+    return instance

@@ -3,12 +3,13 @@
 from rest_framework.routers import DefaultRouter
 
 from datasets.api.views import DatasetViewSet
-from jobs.api.views import TrainingJobViewSet
+from jobs.api.views import TrainingJobViewSet, ValidationJobViewSet
 from models_registry.api.views import ModelVersionViewSet
 from serving.api.views import DeploymentViewSet
 
 router = DefaultRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
+router.register("validation-jobs", ValidationJobViewSet, basename="validation-job")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("deployments", DeploymentViewSet, basename="deployment")

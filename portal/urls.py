@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from jobs.api.views import TrainingJobCallbackView
+from jobs.api.views import JobCallbackView
 from portal.api_router import router
 
 urlpatterns = [
@@ -11,10 +11,6 @@ urlpatterns = [
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path(
-        "api/v1/training-jobs/<int:pk>/callbacks/",
-        TrainingJobCallbackView.as_view(),
-        name="training-job-callbacks",
-    ),
+    path("api/v1/jobs/<int:pk>/callbacks/", JobCallbackView.as_view(), name="job-callbacks"),
     path("api/v1/", include(router.urls)),
 ]

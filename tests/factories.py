@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from datasets.choices import DatasetStatus
 from datasets.models import Dataset
-from jobs.models import TrainingJob
+from jobs.models import Job
 from models_registry.choices import ReviewStatus
 from models_registry.models import ModelVersion, RegisteredModel
 from serving.choices import DeploymentStatus
@@ -40,7 +40,7 @@ class DatasetFactory(factory.django.DjangoModelFactory):
 
 class TrainingJobFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = TrainingJob
+        model = Job
 
     owner = factory.SubFactory(UserFactory)
     dataset = factory.SubFactory(DatasetFactory, owner=factory.SelfAttribute("..owner"))

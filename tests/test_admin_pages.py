@@ -4,7 +4,7 @@ import pytest
 
 from tests.factories import DatasetFactory, ModelVersionFactory, TrainingJobFactory, UserFactory
 
-PAGES = ["datasets/dataset", "jobs/trainingjob", "models_registry/modelversion", "serving/deployment"]
+PAGES = ["datasets/dataset", "jobs/job", "models_registry/modelversion", "serving/deployment"]
 
 
 @pytest.fixture
@@ -25,6 +25,6 @@ def test_changelist_opens_and_add_is_refused(client, superuser, page):
 def test_job_change_page_hides_the_callback_secret(client, superuser):
     job = TrainingJobFactory(callback_token_hash="f" * 64)
     client.force_login(superuser)
-    response = client.get(f"/admin/jobs/trainingjob/{job.pk}/change/")
+    response = client.get(f"/admin/jobs/job/{job.pk}/change/")
     assert response.status_code == 200
     assert "f" * 64 not in response.content.decode()

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from datasets.models import Dataset
-from jobs.models import TrainingJob
+from jobs.models import Job
 from models_registry.models import ModelVersion
 from serving.models import Deployment
 from tests.factories import DatasetFactory, DeploymentFactory, ModelVersionFactory, TrainingJobFactory
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 ENDPOINTS = [
     pytest.param("/api/v1/datasets/", Dataset, "owner", id="datasets"),
-    pytest.param("/api/v1/training-jobs/", TrainingJob, "owner", id="training-jobs"),
+    pytest.param("/api/v1/training-jobs/", Job, "owner", id="training-jobs"),
     pytest.param("/api/v1/model-versions/", ModelVersion, "created_by", id="model-versions"),
     pytest.param("/api/v1/deployments/", Deployment, "owner", id="deployments"),
 ]

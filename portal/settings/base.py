@@ -165,7 +165,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "jobs.tasks.training_job_run": {"queue": "gpu"},
+    "jobs.tasks.job_run": {"queue": "gpu"},
     "serving.tasks.*": {"queue": "serving"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -180,7 +180,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reap-expired-job-leases": {
-        "task": "jobs.tasks.training_jobs_reap",
+        "task": "jobs.tasks.jobs_reap",
         "schedule": timedelta(seconds=env.int("REAPER_INTERVAL_SECONDS", default=30)),
     },
 }
@@ -191,6 +191,8 @@ TRAINER_PYTHON = env.str("TRAINER_PYTHON", default=sys.executable)
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=60)
 JOB_LEASE_RENEW_SECONDS = env.int("JOB_LEASE_RENEW_SECONDS", default=10)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+# Queues a job may be sent to: `gpu` by default; add one per pool of GPU workers (e.g. gpu-a100).
+JOB_QUEUES = env.list("JOB_QUEUES", default=["gpu"])
 
 # --- Data sets.
 DATASET_MAX_UPLOAD_BYTES = env.int("DATASET_MAX_UPLOAD_BYTES", default=2 * 1024**3)

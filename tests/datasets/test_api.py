@@ -206,7 +206,7 @@ def test_delete_is_refused_while_a_training_job_uses_the_dataset(user, api, medi
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
-    assert "training job" in response.json()["error"]["message"]
+    assert "used by 1 job(s)" in response.json()["error"]["message"]
     assert Dataset.objects.filter(pk=dataset.pk).exists()
     assert (media_root / dataset.archive.name).is_file()
 

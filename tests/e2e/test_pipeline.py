@@ -138,8 +138,25 @@ def run_pipeline(stack):
     assert epochs == [1, 2, 3]
     assert kinds[-1] == "completed"
 
-    # 3. The version waits for review; its trainer cannot approve it.
+    # 3. The best checkpoint is validated automatically: per-class metrics and a confusion matrix.
     version_id = job["model_version"]
+    validations = wait_for(
+        lambda: requests.get(f"{api}/validation-jobs/", headers=auth).json()["results"],
+        lambda rows: rows and rows[0]["status"] in {"completed", "failed"},
+        300,
+        "automatic validation",
+    )
+    validation = validations[0]
+    assert validation["status"] == "completed", validation
+    assert validation["model_version"] == version_id
+    result = validation["result"]
+    assert {row["class"] for row in result["per_class"]} <= {"square", "disc", "all"}
+    assert result["confusion_matrix"]["labels"] == ["square", "disc", "background"]
+    assert sum(map(sum, result["confusion_matrix"]["matrix"])) > 0
+    image = requests.get(result["confusion_matrix_image"], headers=auth)
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+    # 4. The version waits for review; its trainer cannot approve it.
     version = requests.get(f"{api}/model-versions/{version_id}/", headers=auth).json()
     assert version["status"] == "pending_review"
     assert len(version["artifact_sha256"]) == 64
@@ -149,14 +166,14 @@ def run_pipeline(stack):
     )
     assert response.status_code == 409, response.text
 
-    # 4. A reviewer approves it through the Django admin.
+    # 5. A reviewer approves it through the Django admin.
     admin_approve(base, admin_login(base, "reviewer", "reviewer-pw-123"), version_id)
     version = requests.get(
         f"{api}/model-versions/{version_id}/", headers={"Authorization": f"Token {reviewer_token}"}
     ).json()
     assert version["status"] == "approved" and version["reviewer"] == "reviewer"
 
-    # 5. Deploy and predict.
+    # 6. Deploy and predict.
     response = requests.post(f"{api}/deployments/", headers=auth, json={"model_version": version_id, "name": "shapes"})
     assert response.status_code == 202, response.text
     deployment_id = response.json()["id"]
@@ -184,7 +201,7 @@ def run_pipeline(stack):
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "not_an_image"
 
-    # 6. Stop it: predict answers 503 with Retry-After.
+    # 7. Stop it: predict answers 503 with Retry-After.
     assert requests.post(f"{api}/deployments/{deployment_id}/stop/", headers=auth).status_code == 202
     wait_for(
         lambda: requests.get(f"{api}/deployments/{deployment_id}/", headers=auth).json(),

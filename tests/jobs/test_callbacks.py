@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from jobs import services
 from jobs.choices import EventKind, JobStatus
-from jobs.models import TrainingJob
+from jobs.models import Job
 from models_registry.choices import ReviewStatus, VersionEventKind
 from models_registry.models import ModelVersion
 from tests.factories import TrainingJobFactory
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.django_db
 def callback(job_id, token, payload):
     client = APIClient()
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token is not None else {}
-    return client.post(f"/api/v1/training-jobs/{job_id}/callbacks/", payload, format="json", **headers)
+    return client.post(f"/api/v1/jobs/{job_id}/callbacks/", payload, format="json", **headers)
 
 
 def claim(job):
-    claimed, token = services.training_job_claim(job_id=job.pk, worker="test-worker")
+    claimed, token = services.job_claim(job_id=job.pk, worker="test-worker")
     return claimed.fencing_token, token
 
 
@@ -135,7 +135,7 @@ def test_missing_or_malformed_authorization_is_forbidden(running, header):
     extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
 
     response = client.post(
-        f"/api/v1/training-jobs/{job.pk}/callbacks/",
+        f"/api/v1/jobs/{job.pk}/callbacks/",
         {"type": "log", "fencing_token": fence, "lines": ["x"]},
         format="json",
         **extra,
@@ -168,7 +168,7 @@ def test_unknown_job_is_not_found(running):
 
 def test_stale_writer_is_refused_after_requeue(running):
     job, old_token, old_fence = running
-    reaped = services.training_jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
+    reaped = services.jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
     assert reaped == [job.pk]
     new_fence, new_token = claim(job)
     assert new_fence == old_fence + 1
@@ -188,7 +188,7 @@ def test_stale_writer_is_refused_after_requeue(running):
 
 def test_token_of_a_requeued_job_is_refused_before_the_next_claim(running):
     job, token, fence = running
-    services.training_jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
+    services.jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
 
     response = callback(job.pk, token, {"type": "log", "fencing_token": fence, "lines": ["late"]})
 
@@ -260,7 +260,7 @@ def test_cancelled_callback_needs_a_cancel_request(running):
     job, token, fence = running
 
     refused = callback(job.pk, token, {"type": "cancelled", "fencing_token": fence})
-    services.training_job_cancel(job=job)
+    services.job_cancel(job=job)
     accepted = callback(job.pk, token, {"type": "cancelled", "fencing_token": fence})
 
     assert refused.status_code == 409
@@ -273,7 +273,7 @@ def test_cancelled_callback_needs_a_cancel_request(running):
 def artifact(media_root, running):
     job = running[0]
     data = b"best checkpoint bytes"
-    name = default_storage.save(f"models/job-{job.pk}/attempt-1/best.pt", ContentFile(data))
+    name = default_storage.save(f"jobs/{job.pk}/attempt-1/best.pt", ContentFile(data))
     return name, hashlib.sha256(data).hexdigest(), len(data)
 
 
@@ -282,7 +282,7 @@ def test_completed_refuses_an_artifact_that_is_not_this_jobs(running, media_root
     data = b"someone else's file"
     foreign = default_storage.save("datasets/1/other/archive.zip", ContentFile(data))
     payload = {"type": "completed", "fencing_token": fence, "sha256": hashlib.sha256(data).hexdigest(), "size": 1}
-    for name in (foreign, f"models/job-{job.pk}/missing.pt"):
+    for name in (foreign, f"jobs/{job.pk}/missing.pt"):
         response = callback(job.pk, token, {**payload, "artifact": name})
         assert response.status_code == 400, name
         assert response.json()["error"]["fields"]["artifact"]
@@ -376,10 +376,10 @@ def test_completed_versions_of_one_model_are_numbered(user, media_root):
     for _ in range(2):
         job = TrainingJobFactory(owner=user, config={"model": "yolo11n", "epochs": 1, "registered_model": "shapes"})
         fence, token = claim(job)
-        name = default_storage.save(f"models/job-{job.pk}/best.pt", ContentFile(data))
+        name = default_storage.save(f"jobs/{job.pk}/best.pt", ContentFile(data))
         payload = {"type": "completed", "fencing_token": fence, "artifact": name, "sha256": sha256, "size": size}
         assert callback(job.pk, token, payload).status_code == 200
-        numbers.append(TrainingJob.objects.get(pk=job.pk).model_version.number)
+        numbers.append(Job.objects.get(pk=job.pk).trained_version.number)
 
     assert numbers == [1, 2]
     assert ModelVersion.objects.values("registered_model").distinct().count() == 1

@@ -10,7 +10,7 @@ from django.utils import timezone
 from datasets.choices import DatasetStatus
 from jobs import services
 from jobs.choices import EventKind, JobStatus
-from jobs.models import TrainingJob
+from jobs.models import Job
 from portal.errors import ConflictError
 from tests.factories import DatasetFactory, TrainingJobFactory
 
@@ -36,7 +36,7 @@ def test_create_via_api_refuses_a_dataset_that_is_not_ready(user, api, status, d
     dataset = DatasetFactory(owner=user, status=status)
 
     with (
-        mock.patch("jobs.tasks.training_job_run.delay") as delay,
+        mock.patch("jobs.tasks.job_run.apply_async") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = api(user).post(URL, {"dataset": dataset.pk, "epochs": 3, "imgsz": 64}, format="json")
@@ -45,7 +45,7 @@ def test_create_via_api_refuses_a_dataset_that_is_not_ready(user, api, status, d
     error = response.json()["error"]
     assert error["code"] == "conflict"
     assert error["fields"] == {"dataset": [f"Data set is {status}."]}
-    assert not TrainingJob.objects.exists()
+    assert not Job.objects.exists()
     delay.assert_not_called()
 
 
@@ -56,7 +56,7 @@ def test_create_via_api_refuses_another_users_dataset(user, other_user, api):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"dataset": ["Unknown data set."]}
-    assert not TrainingJob.objects.exists()
+    assert not Job.objects.exists()
 
 
 def test_create_via_api_validates_the_config(user, api):
@@ -66,13 +66,13 @@ def test_create_via_api_validates_the_config(user, api):
 
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"imgsz", "model"}
-    assert not TrainingJob.objects.exists()
+    assert not Job.objects.exists()
 
 
 def test_create_via_api_queues_the_job_and_enqueues_it_on_commit(user, api, django_capture_on_commit_callbacks):
     dataset = DatasetFactory(owner=user)
 
-    with mock.patch("jobs.tasks.training_job_run.delay") as delay:
+    with mock.patch("jobs.tasks.job_run.apply_async") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             response = api(user).post(URL, {"dataset": dataset.pk, "epochs": 3, "imgsz": 64}, format="json")
         assert response.status_code == 202, response.content
@@ -81,12 +81,12 @@ def test_create_via_api_queues_the_job_and_enqueues_it_on_commit(user, api, djan
             callback()
 
     body = response.json()
-    delay.assert_called_once_with(body["id"])
+    delay.assert_called_once_with(args=[body["id"]], queue="gpu", priority=5)
     assert body["status"] == "queued"
     assert body["epochs"] == 3
     assert body["config"]["model"] == "yolo11n"
     assert body["config"]["imgsz"] == 64
-    job = TrainingJob.objects.get(pk=body["id"])
+    job = Job.objects.get(pk=body["id"])
     assert job.owner == user
     assert job.dataset == dataset
     assert job.max_attempts == settings.JOB_MAX_ATTEMPTS
@@ -99,7 +99,7 @@ def test_create_service_refuses_a_dataset_that_is_not_ready(user):
     with pytest.raises(ConflictError):
         services.training_job_create(owner=user, dataset=dataset, config={"epochs": 3})
 
-    assert not TrainingJob.objects.exists()
+    assert not Job.objects.exists()
 
 
 # --- claim
@@ -108,8 +108,8 @@ def test_create_service_refuses_a_dataset_that_is_not_ready(user):
 def test_claim_is_a_compare_and_set():
     job = TrainingJobFactory()
 
-    first = services.training_job_claim(job_id=job.pk, worker="node-a:1")
-    second = services.training_job_claim(job_id=job.pk, worker="node-b:2")
+    first = services.job_claim(job_id=job.pk, worker="node-a:1")
+    second = services.job_claim(job_id=job.pk, worker="node-b:2")
 
     assert second is None
     claimed, token = first
@@ -126,10 +126,10 @@ def test_claim_is_a_compare_and_set():
 
 def test_a_second_attempt_increments_attempt_and_fencing_token():
     job = TrainingJobFactory()
-    _, first_token = services.training_job_claim(job_id=job.pk, worker="a")
-    assert services.training_jobs_reap(now=after_lease()) == [job.pk]
+    _, first_token = services.job_claim(job_id=job.pk, worker="a")
+    assert services.jobs_reap(now=after_lease()) == [job.pk]
 
-    claimed, second_token = services.training_job_claim(job_id=job.pk, worker="b")
+    claimed, second_token = services.job_claim(job_id=job.pk, worker="b")
 
     assert (claimed.attempt, claimed.fencing_token) == (2, 2)
     assert second_token != first_token
@@ -139,7 +139,7 @@ def test_a_second_attempt_increments_attempt_and_fencing_token():
 def test_claim_refuses_a_job_without_attempts_left():
     job = TrainingJobFactory(attempt=3, max_attempts=3)
 
-    assert services.training_job_claim(job_id=job.pk, worker="a") is None
+    assert services.job_claim(job_id=job.pk, worker="a") is None
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
 
@@ -150,11 +150,11 @@ def test_claim_refuses_a_job_without_attempts_left():
 def test_cancel_queued_job_cancels_it_and_it_is_never_claimable():
     job = TrainingJobFactory()
 
-    services.training_job_cancel(job=job)
+    services.job_cancel(job=job)
 
     assert job.status == JobStatus.CANCELLED
     assert job.finished_at is not None
-    assert services.training_job_claim(job_id=job.pk, worker="a") is None
+    assert services.job_claim(job_id=job.pk, worker="a") is None
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert event_kinds(job) == [EventKind.CANCELLED]
@@ -162,14 +162,14 @@ def test_cancel_queued_job_cancels_it_and_it_is_never_claimable():
 
 def test_cancel_running_job_asks_its_launcher_to_stop():
     job = TrainingJobFactory()
-    claimed, _ = services.training_job_claim(job_id=job.pk, worker="a")
+    claimed, _ = services.job_claim(job_id=job.pk, worker="a")
 
-    services.training_job_cancel(job=job)
+    services.job_cancel(job=job)
 
     assert job.status == JobStatus.CANCELLING
     assert event_kinds(job)[-1] == EventKind.CANCEL_REQUESTED
     # The launcher learns it on its next lease renewal.
-    assert services.training_job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) == "cancelling"
+    assert services.job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) == "cancelling"
 
 
 @pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CANCELLING])
@@ -177,7 +177,7 @@ def test_cancel_is_refused_in_other_states(status):
     job = TrainingJobFactory(status=status)
 
     with pytest.raises(ConflictError, match=f"is {status} and cannot be cancelled"):
-        services.training_job_cancel(job=job)
+        services.job_cancel(job=job)
 
     job.refresh_from_db()
     assert job.status == status
@@ -203,16 +203,16 @@ def test_cancel_via_api(user, other_user, api):
 
 def test_reap_requeues_a_job_whose_lease_expired(django_capture_on_commit_callbacks):
     job = TrainingJobFactory()
-    services.training_job_claim(job_id=job.pk, worker="a")
+    services.job_claim(job_id=job.pk, worker="a")
 
     with (
-        mock.patch("jobs.tasks.training_job_run.delay") as delay,
+        mock.patch("jobs.tasks.job_run.apply_async") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        requeued = services.training_jobs_reap(now=after_lease())
+        requeued = services.jobs_reap(now=after_lease())
 
     assert requeued == [job.pk]
-    delay.assert_called_once_with(job.pk)
+    delay.assert_called_once_with(args=[job.pk], queue="gpu", priority=5)
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     assert job.lease_until is None
@@ -220,14 +220,14 @@ def test_reap_requeues_a_job_whose_lease_expired(django_capture_on_commit_callba
     assert job.fencing_token == 1
     event = job.events.last()
     assert event.kind == EventKind.REQUEUED
-    assert event.payload == {"reason": "the worker stopped renewing its lease (attempt 1)"}
+    assert event.payload == {"reason": "the worker stopped renewing its lease (attempt 1)", "attempt": 1}
 
 
 def test_reap_fails_a_job_that_used_all_its_attempts():
     job = TrainingJobFactory(max_attempts=2)
     for _ in range(2):
-        assert services.training_job_claim(job_id=job.pk, worker="a") is not None
-        reaped = services.training_jobs_reap(now=after_lease())
+        assert services.job_claim(job_id=job.pk, worker="a") is not None
+        reaped = services.jobs_reap(now=after_lease())
 
     assert reaped == []
     job.refresh_from_db()
@@ -236,15 +236,15 @@ def test_reap_fails_a_job_that_used_all_its_attempts():
     assert job.error == "the worker stopped renewing its lease (attempt 2); all 2 attempts used"
     assert job.finished_at is not None
     assert event_kinds(job)[-1] == EventKind.FAILED
-    assert services.training_job_claim(job_id=job.pk, worker="a") is None
+    assert services.job_claim(job_id=job.pk, worker="a") is None
 
 
 def test_reap_finishes_the_cancel_of_a_cancelling_job_whose_lease_expired():
     job = TrainingJobFactory()
-    services.training_job_claim(job_id=job.pk, worker="a")
-    services.training_job_cancel(job=job)
+    services.job_claim(job_id=job.pk, worker="a")
+    services.job_cancel(job=job)
 
-    assert services.training_jobs_reap(now=after_lease()) == []
+    assert services.jobs_reap(now=after_lease()) == []
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
@@ -253,9 +253,9 @@ def test_reap_finishes_the_cancel_of_a_cancelling_job_whose_lease_expired():
 
 def test_reap_leaves_a_fresh_lease_alone():
     job = TrainingJobFactory()
-    claimed, _ = services.training_job_claim(job_id=job.pk, worker="a")
+    claimed, _ = services.job_claim(job_id=job.pk, worker="a")
 
-    assert services.training_jobs_reap() == []
+    assert services.jobs_reap() == []
 
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING
@@ -268,10 +268,10 @@ def test_reap_ignores_queued_and_finished_jobs():
     queued = TrainingJobFactory()
     done = TrainingJobFactory(status=JobStatus.COMPLETED, lease_until=timezone.now() - timedelta(hours=1))
 
-    assert services.training_jobs_reap(now=after_lease()) == []
+    assert services.jobs_reap(now=after_lease()) == []
 
-    assert TrainingJob.objects.get(pk=queued.pk).status == JobStatus.QUEUED
-    assert TrainingJob.objects.get(pk=done.pk).status == JobStatus.COMPLETED
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.QUEUED
+    assert Job.objects.get(pk=done.pk).status == JobStatus.COMPLETED
 
 
 # --- lease renewal
@@ -279,10 +279,10 @@ def test_reap_ignores_queued_and_finished_jobs():
 
 def test_renew_lease_extends_the_lease_of_the_current_attempt():
     job = TrainingJobFactory()
-    claimed, _ = services.training_job_claim(job_id=job.pk, worker="a")
-    TrainingJob.objects.filter(pk=job.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
+    claimed, _ = services.job_claim(job_id=job.pk, worker="a")
+    Job.objects.filter(pk=job.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
 
-    assert services.training_job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) == "running"
+    assert services.job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) == "running"
 
     job.refresh_from_db()
     assert job.lease_until > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
@@ -290,20 +290,20 @@ def test_renew_lease_extends_the_lease_of_the_current_attempt():
 
 def test_renew_lease_returns_none_for_a_stale_fencing_token():
     job = TrainingJobFactory()
-    services.training_job_claim(job_id=job.pk, worker="a")
-    services.training_jobs_reap(now=after_lease())
-    current, _ = services.training_job_claim(job_id=job.pk, worker="b")
+    services.job_claim(job_id=job.pk, worker="a")
+    services.jobs_reap(now=after_lease())
+    current, _ = services.job_claim(job_id=job.pk, worker="b")
 
-    assert services.training_job_renew_lease(job_id=job.pk, fencing_token=1) is None
+    assert services.job_renew_lease(job_id=job.pk, fencing_token=1) is None
 
     job.refresh_from_db()
     assert job.lease_until == current.lease_until
-    assert services.training_job_renew_lease(job_id=job.pk, fencing_token=2) == "running"
+    assert services.job_renew_lease(job_id=job.pk, fencing_token=2) == "running"
 
 
 def test_renew_lease_returns_none_once_the_job_is_over():
     job = TrainingJobFactory()
-    claimed, _ = services.training_job_claim(job_id=job.pk, worker="a")
-    assert services.training_job_fail(job_id=job.pk, fencing_token=claimed.fencing_token, error="boom")
+    claimed, _ = services.job_claim(job_id=job.pk, worker="a")
+    assert services.job_fail(job_id=job.pk, fencing_token=claimed.fencing_token, error="boom")
 
-    assert services.training_job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) is None
+    assert services.job_renew_lease(job_id=job.pk, fencing_token=claimed.fencing_token) is None

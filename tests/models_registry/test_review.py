@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from jobs.services import training_job_claim
+from jobs.services import job_claim
 from models_registry.choices import ReviewStatus, VersionEventKind
 from models_registry.models import ModelVersion, ModelVersionEvent
 from models_registry.services import model_version_create_from_job
@@ -27,7 +27,7 @@ def reject(client, version, **data):
 def version_from_job(owner):
     """A version created the way training creates one (with its 'created' audit event)."""
     job = TrainingJobFactory(owner=owner)
-    claimed, _ = training_job_claim(job_id=job.pk, worker="w")
+    claimed, _ = job_claim(job_id=job.pk, worker="w")
     return model_version_create_from_job(
         job=claimed, artifact_name="models/best.pt", artifact_sha256="a" * 64, artifact_size=10, metrics={"mAP50": 0.7}
     )

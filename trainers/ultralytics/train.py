@@ -6,6 +6,7 @@ built from its YAML (``yolo11n`` means ``yolo11n.yaml``): nothing is downloaded.
 Exit codes: 0 trained, 1 failed (reported), 2 bad configuration.
 """
 
+import hashlib
 import logging
 import os
 import sys
@@ -51,12 +52,56 @@ def _gpu_memory_mb():
     return None
 
 
+def publish_checkpoint(source, folder, name):
+    """Copy a checkpoint atomically and mark it complete with a sha256 sidecar.
+
+    Ultralytics writes last.pt in place, so a reader could see a torn file.
+    The copy goes to a temporary name, is fsynced and renamed; the sidecar
+    (``<name>.sha256``: digest and size) is written last, so a file without one
+    is never trusted.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    tmp = folder / f".{name}.tmp"
+    digest = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as src, open(tmp, "wb") as dst:
+        while chunk := src.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, target)
+    sidecar_tmp = folder / f".{name}.sha256.tmp"
+    sidecar_tmp.write_text(f"{digest.hexdigest()} {size}\n")
+    os.replace(sidecar_tmp, folder / f"{name}.sha256")
+    return target
+
+
+def pick_resume_checkpoint(candidates):
+    """Return (path, epochs_done) of the first candidate that loads as a resumable checkpoint."""
+    import torch
+
+    for candidate in candidates:
+        try:
+            checkpoint = torch.load(candidate, map_location="cpu", weights_only=False)
+            epoch = int(checkpoint.get("epoch", -1))
+            if epoch < 0 or checkpoint.get("optimizer") is None:
+                raise ValueError("not a resumable checkpoint (finished or stripped)")
+            return candidate, epoch + 1
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file is skipped, the next one tried
+            logger.warning("checkpoint %s does not load, trying the previous one: %s", candidate, exc)
+    return None, 0
+
+
 class TrainingReporter:
     """The Ultralytics callbacks of one run, registered from one place."""
 
-    def __init__(self, reporter, epochs):
+    def __init__(self, reporter, epochs, checkpoint_dir=None):
         self.reporter = reporter
         self.epochs = epochs
+        self.checkpoint_dir = checkpoint_dir
         self.batch_index = 0
         self.epoch_started = time.monotonic()
         self.epoch_durations = []
@@ -67,6 +112,7 @@ class TrainingReporter:
         model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
         model.add_callback("on_train_batch_end", self.on_train_batch_end)
         model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+        model.add_callback("on_model_save", self.on_model_save)
 
     def _eta(self, epochs_left_fraction):
         if not self.epoch_durations:
@@ -105,6 +151,20 @@ class TrainingReporter:
             fields["gpu_memory_mb"] = memory
         self.reporter.progress(**fields)
 
+    def on_model_save(self, trainer):
+        """Publish last.pt (and best.pt when it improved) for the launcher to sync to storage."""
+        if self.checkpoint_dir is None:
+            return
+        epoch = trainer.epoch + 1
+        if Path(trainer.last).is_file():
+            publish_checkpoint(trainer.last, self.checkpoint_dir, f"last-e{epoch:04d}.pt")
+        if (
+            trainer.best_fitness is not None
+            and trainer.fitness == trainer.best_fitness
+            and Path(trainer.best).is_file()
+        ):
+            publish_checkpoint(trainer.best, self.checkpoint_dir, f"best-e{epoch:04d}.pt")
+
     def on_fit_epoch_end(self, trainer):
         epoch = trainer.epoch + 1
         if epoch <= self.last_epoch or epoch > self.epochs:
@@ -126,26 +186,38 @@ def train(config, reporter):
     """Train with Ultralytics; returns the final validation metrics of the best checkpoint."""
     from ultralytics import YOLO
 
-    weights = config.base_weights or f"{config.model_name}.yaml"
-    model = YOLO(weights)
-    TrainingReporter(reporter, config.epochs).register(model)
-    model.train(
-        data=config.data_yaml,
-        epochs=config.epochs,
-        imgsz=config.imgsz,
-        batch=config.batch,
-        device=config.device or None,
-        seed=config.seed,
-        deterministic=True,
-        patience=config.patience,
-        workers=config.workers,
-        project=config.output_path,
-        name="run",
-        exist_ok=True,
-        plots=False,
-        amp=(config.device or "cpu") != "cpu",
-        verbose=False,
-    )
+    output = Path(config.output_path)
+    resume_path, done = pick_resume_checkpoint(config.resume_candidates)
+    common = {
+        "data": config.data_yaml,
+        "imgsz": config.imgsz,
+        "batch": config.batch,
+        "device": config.device or None,
+        "workers": config.workers,
+        "plots": False,
+        "save_dir": str(output / "run"),
+    }
+    if resume_path:
+        logger.info("resuming from %s (%d epochs done)", resume_path, done)
+        model = YOLO(resume_path)
+        TrainingReporter(reporter, config.epochs, output / "checkpoints").register(model)
+        model.train(resume=resume_path, **common)
+    else:
+        model = YOLO(config.base_weights or config.model_yaml, task=config.task)
+        TrainingReporter(reporter, config.epochs, output / "checkpoints").register(model)
+        model.train(
+            epochs=config.epochs,
+            seed=config.seed,
+            deterministic=True,
+            patience=config.patience,
+            optimizer=config.optimizer,
+            lr0=config.lr0,
+            amp=(config.device or "cpu") != "cpu",
+            verbose=False,
+            exist_ok=True,
+            **config.augment,
+            **common,
+        )
     return normalise_metrics(model.trainer.metrics)
 
 

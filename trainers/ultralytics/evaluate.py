@@ -1,0 +1,180 @@
+"""Evaluate a checkpoint on a data set split and report the results to the portal.
+
+Run as ``python -m trainers.ultralytics.evaluate`` with the configuration in
+environment variables (see :class:`trainers.config.EvaluateConfig`). Reports one
+``results`` callback: overall metrics, per-class precision / recall / AP, the
+confusion matrix (data) and PR curves; draws the confusion matrix as
+``confusion_matrix.png`` in OUTPUT_PATH for the launcher to store.
+Exit codes: 0 evaluated, 1 failed (reported), 2 bad configuration.
+"""
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "true")
+
+from trainers.config import ConfigError, EvaluateConfig  # noqa: E402
+from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+from trainers.ultralytics.train import normalise_metrics  # noqa: E402
+
+logger = logging.getLogger("trainers.ultralytics.evaluate")
+CURVE_POINTS = 101
+
+
+def _rounded(values):
+    return [round(float(v), 5) for v in values]
+
+
+def per_class_rows(metrics):
+    """Per-class rows from Ultralytics' summary, with the portal's key names."""
+    rows = []
+    summary = getattr(metrics, "summary", None)
+    if summary is None:
+        return rows
+    rename = {
+        "Class": "class",
+        "Images": "images",
+        "Instances": "instances",
+        "Box-P": "precision",
+        "Box-R": "recall",
+        "Box-F1": "f1",
+        "mAP50": "mAP50",
+        "mAP75": "mAP75",
+        "mAP50-95": "mAP50-95",
+    }
+    for row in summary():
+        clean = {}
+        for key, value in row.items():
+            name = rename.get(key, key)
+            clean[name] = value if isinstance(value, str) else round(float(value), 5)
+        rows.append(clean)
+    return rows
+
+
+def pr_curves(metrics, names):
+    """Precision-recall curves per class at IoU 0.5, down-sampled to CURVE_POINTS points."""
+    curves = getattr(metrics, "curves_results", None)
+    if not curves:
+        return {}
+    recall, precision = curves[0][0], curves[0][1]
+    step = max(len(recall) // (CURVE_POINTS - 1), 1)
+    indexes = list(range(0, len(recall), step))[:CURVE_POINTS]
+    class_index = list(getattr(getattr(metrics, "box", None), "ap_class_index", range(len(precision))))
+    return {
+        "recall": _rounded(recall[i] for i in indexes),
+        "precision": {
+            str(names.get(int(c), c)): _rounded(precision[row][i] for i in indexes)
+            for row, c in enumerate(class_index)
+            if row < len(precision)
+        },
+    }
+
+
+def confusion(metrics, names):
+    matrix = getattr(metrics, "confusion_matrix", None)
+    if matrix is None:
+        return {}
+    labels = [str(names[i]) for i in sorted(names)]
+    data = matrix.matrix.tolist()
+    if len(data) == len(labels) + 1:
+        labels.append("background")
+    # Ultralytics' rows are predictions and columns the true classes.
+    return {"labels": labels, "matrix": [[int(v) for v in row] for row in data], "rows": "predicted", "columns": "true"}
+
+
+def draw_confusion_matrix(matrix, path):
+    """Render the confusion matrix (counts) as a PNG with matplotlib's bundled font."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, data = matrix["labels"], matrix["matrix"]
+    size = max(4, 0.6 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(data, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("True")
+    axes.set_ylabel("Predicted")
+    peak = max((max(row) for row in data), default=0)
+    for i, row in enumerate(data):
+        for j, value in enumerate(row):
+            colour = "white" if peak and value > peak / 2 else "black"
+            axes.text(j, i, str(value), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _skip_batch_mosaics(validator):
+    validator.plot_val_samples = lambda *args, **kwargs: None
+    validator.plot_predictions = lambda *args, **kwargs: None
+
+
+def evaluate(config, reporter):
+    from ultralytics import YOLO
+
+    model = YOLO(config.checkpoint_path, task=config.task)
+    # The confusion matrix is only filled with plots on; the batch mosaics that
+    # plots also draws would fetch a font from the internet, so they are skipped.
+    model.add_callback("on_val_start", _skip_batch_mosaics)
+    output = Path(config.output_path)
+    output.mkdir(parents=True, exist_ok=True)
+    reporter.send("started", device=config.device or "auto")
+    metrics = model.val(
+        data=config.data_yaml,
+        split=config.split,
+        conf=config.conf,
+        iou=config.iou,
+        imgsz=config.imgsz,
+        batch=config.batch,
+        device=config.device or None,
+        plots=True,
+        save_dir=str(output / "val"),
+        verbose=False,
+        workers=0,
+    )
+    names = model.names
+    matrix = confusion(metrics, names)
+    if matrix:
+        draw_confusion_matrix(matrix, output / "confusion_matrix.png")
+    reporter.send(
+        "results",
+        metrics=normalise_metrics(metrics.results_dict),
+        per_class=per_class_rows(metrics),
+        confusion_matrix=matrix,
+        curves={"pr": pr_curves(metrics, names)},
+        speed_ms={k: float(v) for k, v in (getattr(metrics, "speed", {}) or {}).items()},
+    )
+
+
+def main(env=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = EvaluateConfig.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(config.output_path) / ".ultralytics"))
+    reporter = PortalReporter(config.callback_url, config.callback_token, config.fencing_token)
+    try:
+        evaluate(config, reporter)
+    except CallbackRefused as exc:
+        logger.error("the portal refused a callback, stopping: %s", exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
+        traceback.print_exc()
+        try:
+            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
+        except (OSError, CallbackRefused):
+            logger.exception("could not report the failure")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
