@@ -102,25 +102,20 @@ class Stack:
                 time.sleep(0.3)
         raise RuntimeError(f"daphne did not start:\n{self.log('web')}")
 
-    def start_worker(self):
-        self.start(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "portal",
-                "worker",
-                "-B",
-                "-Q",
-                "gpu,default,serving",
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"e2e-{uuid.uuid4().hex[:6]}@%h",
-            ],
-        )
+    def start_worker(self, name="worker", queues="gpu,default,serving", beat=True):
+        argv = [str(BIN / "celery"), "-A", "portal", "worker", "-Q", queues, "--concurrency", "2"]
+        if beat:
+            argv += ["-B", "--schedule", str(self.var_dir / f"beat-{uuid.uuid4().hex[:6]}")]
+        argv += ["--loglevel", "INFO", "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h"]
+        self.start(name, argv)
+
+    def kill(self, name):
+        """SIGKILL a process group, as a crashed node would die."""
+        process, log = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
 
     def log(self, name):
         path = self.var_dir / f"{name}.log"
@@ -140,10 +135,10 @@ class Stack:
 
 
 @contextmanager
-def running_stack(tmp_path, *, database_url=None, redis_url=None):
+def running_stack(tmp_path, *, database_url=None, redis_url=None, env=None):
     var_dir = tmp_path / "var"
     (var_dir / "static").mkdir(parents=True)
-    env = _base_env(var_dir, free_port())
+    env = {**_base_env(var_dir, free_port()), **(env or {})}
     if database_url:
         env["DATABASE_URL"] = database_url
     if redis_url:
@@ -170,3 +165,36 @@ def running_stack(tmp_path, *, database_url=None, redis_url=None):
     finally:
         stack.stop()
         shutil.rmtree(var_dir / "broker", ignore_errors=True)
+
+
+@contextmanager
+def redis_server():
+    """A Redis server of the test's own on a free port, so a test can stop and restart it."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+        process = None
+
+        def start(self):
+            self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        return
+                time.sleep(0.1)
+            raise RuntimeError("redis-server did not start")
+
+        def stop(self):
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    server = Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()
