@@ -40,7 +40,7 @@ from portal.processes import die_with_parent
 logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10
 POLL_SECONDS = 1.0
-LOG_SHIP_SECONDS = 2.0
+LOG_SHIP_SECONDS = 5.0
 KEEP_LAST_CHECKPOINTS = 2
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CHECKPOINT_NAME = re.compile(r"^(last|best)-e(\d{4,})\.pt$")

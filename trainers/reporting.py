@@ -2,6 +2,8 @@
 
 import json
 import logging
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,10 @@ class PortalReporter:
     """Posts job events to the portal's callback URL with the job's tokens.
 
     Progress events are rate-limited (at most one per `progress_interval`
-    seconds); every other event is sent at once and retried on network errors.
+    seconds). `send` delivers at once (and retries on network errors);
+    `post` hands the event to a background thread that delivers events in
+    order, so the training loop never waits for the network. A refusal seen
+    by that thread is raised by the next `post` or by `flush`.
 
     Args:
         callback_url: The job's callback endpoint.
@@ -35,6 +40,37 @@ class PortalReporter:
         self.retries = retries
         self.timeout = timeout
         self._last_progress = 0.0
+        self._outbox = queue.Queue()
+        self._refusal = None
+        self._sender = None
+
+    def _drain(self):
+        while True:
+            event_type, fields = self._outbox.get()
+            try:
+                if self._refusal is None:
+                    self.send(event_type, **fields)
+            except CallbackRefused as exc:
+                self._refusal = exc
+            except OSError as exc:
+                logger.warning("event %s not delivered: %s", event_type, exc)
+            finally:
+                self._outbox.task_done()
+
+    def post(self, event_type, **fields):
+        """Queue an event for the background sender (in order); raise an earlier refusal."""
+        if self._refusal is not None:
+            raise self._refusal
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._drain, name="portal-reporter", daemon=True)
+            self._sender.start()
+        self._outbox.put((event_type, fields))
+
+    def flush(self):
+        """Wait until every posted event was delivered; raise a refusal if one happened."""
+        self._outbox.join()
+        if self._refusal is not None:
+            raise self._refusal
 
     def send(self, event_type, **fields):
         """Send one event; returns the portal's JSON reply.
@@ -73,8 +109,5 @@ class PortalReporter:
         if now - self._last_progress < self.progress_interval:
             return None
         self._last_progress = now
-        try:
-            return self.send("progress", **fields)
-        except OSError as exc:  # progress is best effort; the next epoch event carries the truth
-            logger.warning("progress not delivered: %s", exc)
-            return None
+        self.post("progress", **fields)
+        return True

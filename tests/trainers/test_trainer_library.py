@@ -93,6 +93,7 @@ def test_reporter_sends_tokens_and_rate_limits_progress(portal_stub):
     reporter.send("started", device="cpu")
     reporter.progress(epoch=1, batch=1, batches=4)
     reporter.progress(epoch=1, batch=2, batches=4)  # within the interval: dropped
+    reporter.flush()
     assert [body["type"] for _, body in recorder.received] == ["started", "progress"]
     assert all(auth == "Bearer tok" and body["fencing_token"] == 3 for auth, body in recorder.received)
 
@@ -104,3 +105,19 @@ def test_reporter_does_not_retry_a_refusal(portal_stub):
     with pytest.raises(CallbackRefused):
         reporter.send("epoch", epoch=1)
     assert len(recorder.received) == 1
+
+
+def test_posted_events_arrive_in_order_and_a_refusal_surfaces(portal_stub):
+    url, recorder = portal_stub
+    reporter = PortalReporter(url, "tok", 1, retries=0)
+    for epoch in range(1, 6):
+        reporter.post("epoch", epoch=epoch)
+    reporter.flush()
+    assert [body["epoch"] for _, body in recorder.received] == [1, 2, 3, 4, 5]
+
+    recorder.status = 409
+    reporter.post("epoch", epoch=6)
+    with pytest.raises(CallbackRefused):
+        reporter.flush()
+    with pytest.raises(CallbackRefused):
+        reporter.post("epoch", epoch=7)

@@ -6,6 +6,7 @@ built from its YAML (``yolo11n`` means ``yolo11n.yaml``): nothing is downloaded.
 Exit codes: 0 trained, 1 failed (reported), 2 bad configuration.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -70,8 +71,7 @@ def publish_checkpoint(source, folder, name):
             digest.update(chunk)
             size += len(chunk)
             dst.write(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
+    # No fsync: the launcher uploads the copy to storage, which is what a resume on another node reads.
     os.replace(tmp, target)
     sidecar_tmp = folder / f".{name}.sha256.tmp"
     sidecar_tmp.write_text(f"{digest.hexdigest()} {size}\n")
@@ -175,11 +175,11 @@ class TrainingReporter:
         metrics.update(normalise_metrics(trainer.metrics))
         for index, group in enumerate(getattr(trainer.optimizer, "param_groups", [])[:1]):
             metrics[f"lr/pg{index}"] = round(float(group["lr"]), 8)
-        self.reporter.send(
+        self.reporter.post(
             "epoch", epoch=epoch, epochs=self.epochs, metrics=metrics, eta_seconds=self._eta(self.epochs - epoch)
         )
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("lr/"))
-        self.reporter.send("log", lines=[f"epoch {epoch}/{self.epochs}: {summary}"])
+        self.reporter.post("log", lines=[f"epoch {epoch}/{self.epochs}: {summary}"])
 
 
 def train(config, reporter):
@@ -232,11 +232,14 @@ def main(env=None):
     reporter = PortalReporter(config.callback_url, config.callback_token, config.fencing_token)
     try:
         metrics = train(config, reporter)
+        reporter.flush()
     except CallbackRefused as exc:
         logger.error("the portal refused a callback, stopping: %s", exc)
         return 1
     except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
         traceback.print_exc()
+        with contextlib.suppress(OSError, CallbackRefused):
+            reporter.flush()  # the epochs before the failure first, in order
         try:
             reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
         except (OSError, CallbackRefused):
