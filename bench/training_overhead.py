@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -36,12 +35,13 @@ BARE = """
 import json, os, sys, time
 os.environ["YOLO_OFFLINE"] = "true"
 from ultralytics import YOLO
-ends = []
+starts, seconds = [], []
 model = YOLO("yolo11n.yaml")
-model.add_callback("on_fit_epoch_end", lambda trainer: ends.append(time.time()))
+model.add_callback("on_train_epoch_start", lambda trainer: starts.append(time.monotonic()))
+model.add_callback("on_fit_epoch_end", lambda trainer: seconds.append(time.monotonic() - starts[-1]))
 cfg = json.loads(sys.argv[1])
 model.train(**cfg)
-print("EPOCH_ENDS " + json.dumps(ends[: cfg["epochs"]]))
+print("EPOCH_SECONDS " + json.dumps(seconds[: cfg["epochs"]]))
 """
 
 
@@ -66,8 +66,7 @@ def run_bare(data_yaml, config, workdir):
         [sys.executable, "-c", BARE, json.dumps(args)], capture_output=True, text=True, env=env, check=True
     ).stdout
     wall = time.time() - started
-    ends = json.loads(output.rsplit("EPOCH_ENDS ", 1)[1])
-    return wall, [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    return wall, json.loads(output.rsplit("EPOCH_SECONDS ", 1)[1])
 
 
 def run_portal(api, auth, dataset_id, config):
@@ -84,8 +83,7 @@ def run_portal(api, auth, dataset_id, config):
     if job["status"] != "completed":
         raise RuntimeError(f"portal run failed: {job['error']}")
     events = requests.get(f"{api}/training-jobs/{job_id}/events/", headers=auth).json()["results"]
-    ends = [datetime.fromisoformat(e["created_at"]).timestamp() for e in events if e["kind"] == "epoch"]
-    return wall, [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    return wall, [e["payload"]["epoch_seconds"] for e in events if e["kind"] == "epoch"]
 
 
 def main():

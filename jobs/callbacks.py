@@ -7,6 +7,7 @@ state is refused as a conflict (409).
 """
 
 import hmac
+import posixpath
 
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -156,12 +157,20 @@ def _on_epoch(job, payload):
         )
     metrics = _clean_metrics(payload.get("metrics", {}))
     eta = _number(payload, "eta_seconds", required=False)
+    seconds = _number(payload, "epoch_seconds", required=False)
     progress = _progress_percent(epoch, 0, job.epochs)
     _touch(job, epoch=epoch, metrics=metrics, progress=progress, eta_seconds=eta)
     return job_event_record(
         job=job,
         kind=EventKind.EPOCH,
-        payload={"epoch": epoch, "epochs": job.epochs, "metrics": metrics, "progress": progress, "eta_seconds": eta},
+        payload={
+            "epoch": epoch,
+            "epochs": job.epochs,
+            "metrics": metrics,
+            "progress": progress,
+            "eta_seconds": eta,
+            "epoch_seconds": seconds,
+        },
     )
 
 
@@ -205,7 +214,14 @@ def _on_crashed(job, payload):
 
 def _own_stored_file(job, name, field):
     """A name the launcher stored for this job; anything else is refused."""
-    if not isinstance(name, str) or not name.startswith(f"jobs/{job.pk}/") or not default_storage.exists(name):
+    prefix = f"jobs/{job.pk}/"
+    if (
+        not isinstance(name, str)
+        or posixpath.normpath(name) != name
+        or ".." in name.split("/")
+        or not name.startswith(prefix)
+        or not default_storage.exists(name)
+    ):
         raise ApplicationError(
             f"'{field}' must name a file stored for this job.", fields={field: ["Not this job's file."]}
         )
@@ -302,15 +318,24 @@ def _on_completed(job, payload):
         job=job, kind=EventKind.COMPLETED, payload={"model_version": version.pk, "metrics": metrics, "progress": 100.0}
     )
     if job.config.get("validate_after", True):
-        from jobs.services import validation_job_create
-
-        validation_job_create(
-            owner=job.owner,
-            model_version=version,
-            dataset=job.dataset,
-            config={"split": "val", "conf": 0.001, "iou": 0.7, "queue": job.queue, "priority": job.priority},
-        )
+        _validate_new_version(job, version)
     return event
+
+
+def _validate_new_version(job, version):
+    """Queue the automatic validation; its refusal never undoes the training's completion."""
+    from jobs.services import validation_job_create
+
+    try:
+        with transaction.atomic():
+            validation_job_create(
+                owner=job.owner,
+                model_version=version,
+                dataset=job.dataset,
+                config={"split": "val", "conf": 0.001, "iou": 0.7, "queue": job.queue, "priority": job.priority},
+            )
+    except ApplicationError as exc:
+        job_event_record(job=job, kind=EventKind.LOG, payload={"lines": [f"automatic validation not started: {exc}"]})
 
 
 def _complete_validation(job, payload):

@@ -11,6 +11,7 @@ broadcasts it like any other event. A trainer that died without reporting
 newest checkpoint that loads.
 """
 
+import codecs
 import hashlib
 import json
 import logging
@@ -142,6 +143,7 @@ class LogShipper:
         self.offset = 0
         self.last_sent = 0.0
         self.partial = ""
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def lines(self):
         try:
@@ -151,7 +153,7 @@ class LogShipper:
         except FileNotFoundError:
             return []
         self.offset += len(data)
-        text = self.partial + data.decode("utf-8", errors="replace")
+        text = self.partial + self.decoder.decode(data)
         *complete, self.partial = text.split("\n")
         cleaned = []
         for line in complete:

@@ -49,6 +49,15 @@ def _check_dataset(owner, dataset):
 def training_job_create(*, owner, dataset, config, fine_tune_from=None, retry_of=None):
     """Create a queued training job and wake a GPU worker once the row is committed."""
     _check_dataset(owner, dataset)
+    from models_registry.models import RegisteredModel
+
+    name = config.get("registered_model")
+    existing = RegisteredModel.objects.filter(owner=owner, name=name).first() if name else None
+    if existing is not None and existing.task != dataset.task:
+        raise ApplicationError(
+            f"Registered model {name!r} is a {existing.task} model; this data set is {dataset.task}.",
+            fields={"registered_model": ["Task mismatch."]},
+        )
     with transaction.atomic():
         job = Job.objects.create(
             kind=JobKind.TRAIN,

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 
 from datasets.choices import DatasetStatus
 from datasets.models import Dataset
+from jobs.choices import JobKind
 from jobs.models import Job
 from models_registry.choices import ReviewStatus
 from models_registry.models import ModelVersion, RegisteredModel
@@ -69,6 +70,20 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     metrics = factory.LazyFunction(lambda: {"mAP50": 0.5})
     artifact = factory.django.FileField(filename="best.pt", data=b"weights")
     artifact_sha256 = "0" * 64
+
+
+class ValidationJobFactory(factory.django.DjangoModelFactory):
+    """A queued validation of one of the owner's versions on that version's data set."""
+
+    class Meta:
+        model = Job
+
+    kind = JobKind.VALIDATE
+    owner = factory.SubFactory(UserFactory)
+    model_version = factory.SubFactory(ModelVersionFactory, registered_model__owner=factory.SelfAttribute("...owner"))
+    dataset = factory.SelfAttribute("model_version.dataset")
+    config = factory.LazyFunction(lambda: {"split": "val", "conf": 0.001, "iou": 0.7})
+    epochs = 0
 
 
 class DeploymentFactory(factory.django.DjangoModelFactory):

@@ -56,11 +56,12 @@ class CallbackConfig:
 
     @classmethod
     def from_env(cls, env):
+        _required(env, "FENCING_TOKEN")
         return cls(
             job_id=_required(env, "JOB_ID"),
             callback_url=_required(env, "CALLBACK_URL"),
             callback_token=_required(env, "CALLBACK_TOKEN"),
-            fencing_token=_int(env, "FENCING_TOKEN", int(_required(env, "FENCING_TOKEN"))),
+            fencing_token=_int(env, "FENCING_TOKEN", 0),
         )
 
 

@@ -1,6 +1,7 @@
 import re
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -224,7 +225,7 @@ class ValidationResultSerializer(serializers.ModelSerializer):
         if not result.confusion_matrix_image:
             return None
         request = self.context.get("request")
-        path = f"/api/v1/validation-jobs/{result.job_id}/confusion-matrix.png"
+        path = reverse("validation-job-confusion-matrix", args=[result.job_id])
         return request.build_absolute_uri(path) if request else path
 
 

@@ -81,7 +81,9 @@ class JobViewSetMixin(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """The tail of the job's log, as shipped live by the worker."""
         job = self.get_object()
         raw = request.query_params.get("lines", "200")
-        lines = min(int(raw), 5000) if raw.isdigit() else 200
+        if not raw.isdigit() or not 1 <= int(raw) <= 5000:
+            raise ApplicationError("lines must be an integer from 1 to 5000.", fields={"lines": ["1 to 5000."]})
+        lines = int(raw)
         return Response({"job": job.pk, "lines": selectors.job_log_tail(job=job, lines=lines)})
 
 
@@ -145,7 +147,7 @@ class ValidationJobViewSet(JobViewSetMixin):
         return self._respond(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "image/png"): bytes})
-    @action(detail=True, methods=["get"], url_path="confusion-matrix.png")
+    @action(detail=True, methods=["get"], url_path="confusion-matrix.png", url_name="confusion-matrix")
     def confusion_matrix(self, request, pk=None):
         result = getattr(self.get_object(), "validation_result", None)
         if result is None or not result.confusion_matrix_image:

@@ -176,7 +176,12 @@ class TrainingReporter:
         for index, group in enumerate(getattr(trainer.optimizer, "param_groups", [])[:1]):
             metrics[f"lr/pg{index}"] = round(float(group["lr"]), 8)
         self.reporter.post(
-            "epoch", epoch=epoch, epochs=self.epochs, metrics=metrics, eta_seconds=self._eta(self.epochs - epoch)
+            "epoch",
+            epoch=epoch,
+            epochs=self.epochs,
+            metrics=metrics,
+            eta_seconds=self._eta(self.epochs - epoch),
+            epoch_seconds=round(self.epoch_durations[-1], 4),
         )
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("lr/"))
         self.reporter.post("log", lines=[f"epoch {epoch}/{self.epochs}: {summary}"])
