@@ -7,12 +7,15 @@ Exit codes: 0 trained, 1 failed (reported), 2 bad configuration.
 """
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "true")  # no connectivity checks, no downloads
@@ -42,41 +45,61 @@ def normalise_metrics(raw):
     return metrics
 
 
-def _gpu_memory_mb():
+@functools.cache
+def _cuda_available():
     try:
         import torch
 
-        if torch.cuda.is_available():
-            return round(torch.cuda.memory_reserved() / 2**20, 1)
+        return torch.cuda.is_available()
     except Exception:  # noqa: BLE001 - reporting memory must never break training
+        return False
+
+
+def _gpu_memory_mb():
+    """GPU memory reserved by this process, or None on a CPU (asked once, not every batch)."""
+    if not _cuda_available():
         return None
-    return None
+    import torch
+
+    return round(torch.cuda.memory_reserved() / 2**20, 1)
 
 
-def publish_checkpoint(source, folder, name):
-    """Copy a checkpoint atomically and mark it complete with a sha256 sidecar.
+def copy_atomically(source, folder, name):
+    """Copy a checkpoint under a temporary name and rename it into place.
 
-    Ultralytics writes last.pt in place, so a reader could see a torn file.
-    The copy goes to a temporary name, is fsynced and renamed; the sidecar
-    (``<name>.sha256``: digest and size) is written last, so a file without one
-    is never trusted.
+    Ultralytics rewrites last.pt in place every epoch, so a reader of last.pt
+    itself could see a torn file; the copy is whole once it has its name. No
+    fsync: the launcher uploads it to storage, which is what a resume on
+    another node reads.
     """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     tmp = folder / f".{name}.tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def write_sidecar(target):
+    """Mark a published checkpoint complete: ``<name>.sha256`` holds its digest and size.
+
+    The launcher syncs only files with a sidecar, so a file without one is never trusted.
+    """
     digest = hashlib.sha256()
     size = 0
-    with open(source, "rb") as src, open(tmp, "wb") as dst:
-        while chunk := src.read(1024 * 1024):
+    with open(target, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
             size += len(chunk)
-            dst.write(chunk)
-    # No fsync: the launcher uploads the copy to storage, which is what a resume on another node reads.
-    os.replace(tmp, target)
-    sidecar_tmp = folder / f".{name}.sha256.tmp"
+    sidecar_tmp = target.with_name(f".{target.name}.sha256.tmp")
     sidecar_tmp.write_text(f"{digest.hexdigest()} {size}\n")
-    os.replace(sidecar_tmp, folder / f"{name}.sha256")
+    os.replace(sidecar_tmp, target.with_name(f"{target.name}.sha256"))
     return target
+
+
+def publish_checkpoint(source, folder, name):
+    """Copy a checkpoint atomically and write its sidecar (both before returning)."""
+    return write_sidecar(copy_atomically(source, folder, name))
 
 
 def pick_resume_checkpoint(candidates):
@@ -102,6 +125,8 @@ class TrainingReporter:
         self.reporter = reporter
         self.epochs = epochs
         self.checkpoint_dir = checkpoint_dir
+        # Hashing a checkpoint happens off the training loop; the copy itself must not.
+        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-hash")
         self.batch_index = 0
         self.epoch_started = time.monotonic()
         self.epoch_durations = []
@@ -205,11 +230,13 @@ def train(config, reporter):
     if resume_path:
         logger.info("resuming from %s (%d epochs done)", resume_path, done)
         model = YOLO(resume_path)
-        TrainingReporter(reporter, config.epochs, output / "checkpoints").register(model)
+        callbacks = TrainingReporter(reporter, config.epochs, output / "checkpoints")
+        callbacks.register(model)
         model.train(resume=resume_path, **common)
     else:
         model = YOLO(config.base_weights or config.model_yaml, task=config.task)
-        TrainingReporter(reporter, config.epochs, output / "checkpoints").register(model)
+        callbacks = TrainingReporter(reporter, config.epochs, output / "checkpoints")
+        callbacks.register(model)
         model.train(
             epochs=config.epochs,
             seed=config.seed,
@@ -223,6 +250,7 @@ def train(config, reporter):
             **config.augment,
             **common,
         )
+    callbacks.hasher.shutdown(wait=True)
     return normalise_metrics(model.trainer.metrics)
 
 
