@@ -117,9 +117,10 @@ class Stack:
         process.wait()
         log.close()
 
-    def log(self, name):
+    def log(self, name, tail=8000):
         path = self.var_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-8000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
 
     def stop(self):
         for process, _log in self.processes.values():

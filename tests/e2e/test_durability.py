@@ -252,7 +252,7 @@ def test_redis_outage_during_a_run_loses_and_duplicates_nothing(stack):
 
 def test_a_drained_worker_takes_no_new_job_until_resumed(stack):
     client = Client(stack)
-    node = re.findall(r"\] (\S+@\S+) ready\.", stack.log("worker"))[-1]
+    node = re.findall(r"\] (\S+@\S+) ready\.", stack.log("worker", tail=None))[-1]
     drained = stack.manage("drain_worker", node, "--queue", "gpu")
     assert "no longer consuming from 'gpu'" in drained.stdout or "gpu" in drained.stdout, drained.stdout
     job_id = client.start_training(stack.dataset_id, epochs=1)
