@@ -25,10 +25,17 @@ def token_hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def broker_priority(priority):
+    """The API's priority (9 = most urgent) in the broker's terms: Redis serves 0 first."""
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return 9 - priority
+    return priority
+
+
 def _enqueue_run(job_id, queue, priority):
     from jobs.tasks import job_run
 
-    job_run.apply_async(args=[job_id], queue=queue, priority=priority)
+    job_run.apply_async(args=[job_id], queue=queue, priority=broker_priority(priority))
 
 
 def _enqueue_on_commit(job):

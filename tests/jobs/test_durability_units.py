@@ -12,6 +12,7 @@ from datasets.choices import DatasetTask
 from jobs import launcher, services
 from jobs.choices import AttemptOutcome, CheckpointKind, EventKind, JobStatus
 from jobs.models import Checkpoint
+from jobs.services import broker_priority
 from tests.factories import DatasetFactory, TrainingJobFactory
 from tests.jobs.test_callbacks import callback, claim
 
@@ -174,7 +175,7 @@ def test_crashed_requeues_the_job(running, enqueued, django_capture_on_commit_ca
     event = job.events.last()
     assert event.kind == EventKind.REQUEUED
     assert event.payload == {"reason": "killed by SIGKILL", "attempt": 1}
-    enqueued.assert_called_once_with(args=[job.pk], queue="gpu", priority=5)
+    enqueued.assert_called_once_with(args=[job.pk], queue="gpu", priority=broker_priority(5))
     # The dead attempt's token is revoked; the next claim gets a new attempt.
     assert callback(job.pk, token, {"type": "log", "fencing_token": fence, "lines": ["x"]}).status_code == 403
     claimed, _ = services.job_claim(job_id=job.pk, worker="w2")

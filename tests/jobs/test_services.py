@@ -11,6 +11,7 @@ from datasets.choices import DatasetStatus
 from jobs import services
 from jobs.choices import EventKind, JobStatus
 from jobs.models import Job
+from jobs.services import broker_priority
 from portal.errors import ConflictError
 from tests.factories import DatasetFactory, TrainingJobFactory
 
@@ -81,7 +82,7 @@ def test_create_via_api_queues_the_job_and_enqueues_it_on_commit(user, api, djan
             callback()
 
     body = response.json()
-    delay.assert_called_once_with(args=[body["id"]], queue="gpu", priority=5)
+    delay.assert_called_once_with(args=[body["id"]], queue="gpu", priority=broker_priority(5))
     assert body["status"] == "queued"
     assert body["epochs"] == 3
     assert body["config"]["model"] == "yolo11n"
@@ -212,7 +213,7 @@ def test_reap_requeues_a_job_whose_lease_expired(django_capture_on_commit_callba
         requeued = services.jobs_reap(now=after_lease())
 
     assert requeued == [job.pk]
-    delay.assert_called_once_with(args=[job.pk], queue="gpu", priority=5)
+    delay.assert_called_once_with(args=[job.pk], queue="gpu", priority=broker_priority(5))
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     assert job.lease_until is None

@@ -9,6 +9,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.choices import AttemptOutcome, EventKind, JobKind, JobStatus
 from jobs.models import Checkpoint, Job, JobEvent
+from jobs.services import broker_priority
 from models_registry.choices import ReviewStatus
 from models_registry.models import BaseModel
 from tests.factories import DatasetFactory, ModelVersionFactory, TrainingJobFactory, ValidationJobFactory
@@ -142,7 +143,7 @@ def test_valid_config_gets_defaults_and_is_enqueued_on_commit(
         callback()
 
     body = response.json()
-    enqueued.assert_called_once_with(args=[body["id"]], queue="gpu", priority=5)
+    enqueued.assert_called_once_with(args=[body["id"]], queue="gpu", priority=broker_priority(5))
     assert body["kind"] == JobKind.TRAIN
     assert body["status"] == JobStatus.QUEUED
     assert (body["queue"], body["priority"]) == ("gpu", 5)
@@ -175,7 +176,7 @@ def test_queue_and_priority_from_the_config_route_the_task(
 
     assert response.status_code == 202, response.content
     body = response.json()
-    enqueued.assert_called_once_with(args=[body["id"]], queue="gpu-large", priority=8)
+    enqueued.assert_called_once_with(args=[body["id"]], queue="gpu-large", priority=broker_priority(8))
     job = Job.objects.get(pk=body["id"])
     assert (job.queue, job.priority) == ("gpu-large", 8)
     assert job.config["device"] == "0,1"
@@ -259,7 +260,7 @@ def test_retry_of_a_failed_or_cancelled_job_starts_a_new_one(
     new = Job.objects.get(pk=body["id"])
     assert (new.retry_of, new.dataset, new.owner, new.epochs) == (old, old.dataset, user, 7)
     assert (new.attempt, new.fencing_token) == (0, 0)
-    enqueued.assert_called_once_with(args=[new.pk], queue="gpu", priority=3)
+    enqueued.assert_called_once_with(args=[new.pk], queue="gpu", priority=broker_priority(3))
     old.refresh_from_db()
     assert old.status == status
 

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from datasets.choices import DatasetTask
 from jobs.choices import EventKind, JobKind, JobStatus
 from jobs.models import Job, ValidationResult
+from jobs.services import broker_priority
 from models_registry.choices import ReviewStatus
 from models_registry.models import ModelVersion
 from tests.factories import (
@@ -67,7 +68,7 @@ def test_create_queues_a_validation_job(user, api, version, enqueued, django_cap
     }
     job = Job.objects.get(pk=body["id"])
     assert (job.kind, job.owner, job.model_version, job.dataset) == (JobKind.VALIDATE, user, version, dataset)
-    enqueued.assert_called_once_with(args=[job.pk], queue="gpu", priority=5)
+    enqueued.assert_called_once_with(args=[job.pk], queue="gpu", priority=broker_priority(5))
     # A validation job is not a training job.
     assert api(user).get(f"/api/v1/training-jobs/{job.pk}/").status_code == 404
 
@@ -184,7 +185,6 @@ def test_results_then_completed_stores_the_result_and_serves_the_image(running, 
     assert png.status_code == 200
     assert png["Content-Type"] == "image/png"
     assert b"".join(png.streaming_content) == PNG
-    png.close()
     assert api(other_user).get(f"{URL}{job.pk}/confusion-matrix.png", follow=True).status_code == 404
     assert api(other_user).get(f"{URL}{job.pk}/").status_code == 404
 
@@ -299,7 +299,7 @@ def test_a_completed_training_job_is_validated_on_its_dataset(
     assert validation.status == JobStatus.QUEUED
     assert validation.config["split"] == "val"
     assert (validation.queue, validation.priority) == ("gpu", 7)
-    enqueued.assert_called_once_with(args=[validation.pk], queue="gpu", priority=7)
+    enqueued.assert_called_once_with(args=[validation.pk], queue="gpu", priority=broker_priority(7))
 
 
 def test_validate_after_false_skips_the_validation(user, media_root, enqueued):
