@@ -302,6 +302,8 @@ def _complete(job, metrics):
 def _on_completed(job, payload):
     if job.kind == JobKind.VALIDATE:
         return _complete_validation(job, payload)
+    if job.kind == JobKind.EXPORT:
+        return _complete_export(job, payload)
     from models_registry.services import model_version_create_from_job
 
     artifact = payload.get("artifact")
@@ -338,6 +340,28 @@ def _validate_new_version(job, version):
         job_event_record(job=job, kind=EventKind.LOG, payload={"lines": [f"automatic validation not started: {exc}"]})
 
 
+def _complete_export(job, payload):
+    from models_registry.models import ModelArtifact
+
+    sha256 = payload.get("sha256")
+    if not isinstance(sha256, str) or len(sha256) != 64:
+        raise ApplicationError("'sha256' is required.", fields={"sha256": ["Required."]})
+    artifact = ModelArtifact.objects.create(
+        version=job.model_version,
+        format=job.config["format"],
+        file=_own_stored_file(job, payload.get("artifact"), "artifact"),
+        sha256=sha256,
+        size=int(_number(payload, "size")),
+        job=job,
+    )
+    _complete(job, {})
+    return job_event_record(
+        job=job,
+        kind=EventKind.COMPLETED,
+        payload={"export": artifact.pk, "format": artifact.format, "sha256": sha256, "size": artifact.size},
+    )
+
+
 def _complete_validation(job, payload):
     result = ValidationResult.objects.filter(job=job).first()
     if result is None:
@@ -345,7 +369,11 @@ def _complete_validation(job, payload):
     image = payload.get("confusion_matrix_image")
     if image:
         result.confusion_matrix_image = _own_stored_file(job, image, "confusion_matrix_image")
-        result.save(update_fields=["confusion_matrix_image"])
+    gallery = payload.get("gallery") or []
+    if not isinstance(gallery, list):
+        raise ApplicationError("'gallery' must be a list of stored names.", fields={"gallery": ["Expected a list."]})
+    result.gallery = [_own_stored_file(job, name, "gallery") for name in gallery[:50]]
+    result.save(update_fields=["confusion_matrix_image", "gallery"])
     _complete(job, result.metrics)
     return job_event_record(
         job=job, kind=EventKind.COMPLETED, payload={"validation_result": result.pk, "metrics": result.metrics}

@@ -4,6 +4,7 @@ from django.db import models
 class JobKind(models.TextChoices):
     TRAIN = "train", "Training"
     VALIDATE = "validate", "Validation"
+    EXPORT = "export", "Export"
 
 
 class JobStatus(models.TextChoices):

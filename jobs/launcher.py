@@ -245,6 +245,15 @@ class JobRun:
     def environment(self, data):
         env = self._callback_env()
         config = self.job.config
+        if self.job.kind == JobKind.EXPORT:
+            version = self.job.model_version
+            weights = stored_file_local_copy(
+                version.artifact.name, version.artifact_sha256, Path(settings.CACHE_DIR) / "models"
+            )
+            if weights is None:
+                raise ValueError(f"the artifact of {version} does not match its sha256")
+            env.update({"CHECKPOINT_PATH": str(weights), "FORMAT": config["format"]})
+            return env, "trainers.ultralytics.export"
         if self.job.kind == JobKind.VALIDATE:
             version = self.job.model_version
             weights = stored_file_local_copy(
@@ -397,13 +406,36 @@ class JobRun:
         shutil.rmtree(self.output, ignore_errors=True)
 
     def finish_success(self):
+        if self.job.kind == JobKind.EXPORT:
+            produced = next((p for p in self.output.glob("model.*") if p.suffix in {".onnx", ".torchscript"}), None)
+            if produced is None:
+                self.send({"type": "failed", "error": "the exporter exited without writing a model file"})
+                return
+            sha256 = sha256_file(produced)
+            with open(produced, "rb") as handle:
+                artifact = default_storage.save(f"jobs/{self.job.pk}/export/{produced.name}", File(handle))
+            self.send(
+                {
+                    "type": "completed",
+                    "artifact": artifact,
+                    "sha256": sha256,
+                    "size": produced.stat().st_size,
+                    "format": self.job.config["format"],
+                }
+            )
+            return
         if self.job.kind == JobKind.VALIDATE:
             image = self.output / "confusion_matrix.png"
-            payload = {"type": "completed"}
+            payload = {"type": "completed", "gallery": []}
             if image.is_file():
                 with open(image, "rb") as handle:
                     payload["confusion_matrix_image"] = default_storage.save(
                         f"jobs/{self.job.pk}/confusion_matrix.png", File(handle)
+                    )
+            for picture in sorted((self.output / "gallery").glob("*.jpg")):
+                with open(picture, "rb") as handle:
+                    payload["gallery"].append(
+                        default_storage.save(f"jobs/{self.job.pk}/gallery/{picture.name}", File(handle))
                     )
             self.send(payload)
             return

@@ -143,6 +143,7 @@ class ValidationResult(models.Model):
     confusion_matrix = models.JSONField(default=dict)
     confusion_matrix_image = models.FileField(max_length=500, blank=True)
     curves = models.JSONField(default=dict)
+    gallery = models.JSONField(default=list, help_text="Stored images: ground truth next to predictions.")
     speed_ms = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

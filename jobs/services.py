@@ -109,10 +109,46 @@ def validation_job_create(*, owner, model_version, dataset, config, retry_of=Non
     return job
 
 
+def export_job_create(*, owner, model_version, export_format):
+    """Export a version to ONNX or TorchScript as a job (one export per version and format)."""
+    from models_registry.models import ModelArtifact
+
+    if ModelArtifact.objects.filter(version=model_version, format=export_format).exists():
+        raise ConflictError(f"{model_version} was already exported to {export_format}.", code="already_exported")
+    running = Job.objects.filter(
+        kind=JobKind.EXPORT,
+        model_version=model_version,
+        config__format=export_format,
+        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+    ).first()
+    if running is not None:
+        return running
+    config = {
+        "format": export_format,
+        "imgsz": model_version.training_job.config.get("imgsz", 640) if model_version.training_job_id else 640,
+        "device": "cpu",
+    }
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.EXPORT,
+            owner=owner,
+            dataset=model_version.dataset,
+            model_version=model_version,
+            config=config,
+            epochs=0,
+            max_attempts=settings.JOB_MAX_ATTEMPTS,
+        )
+        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
+        _enqueue_on_commit(job)
+    return job
+
+
 def job_retry(*, job, owner):
     """Start a new job with the same configuration as a failed or cancelled one."""
     if job.status not in {JobStatus.FAILED, JobStatus.CANCELLED}:
         raise ConflictError(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
+    if job.kind == JobKind.EXPORT:
+        return export_job_create(owner=owner, model_version=job.model_version, export_format=job.config["format"])
     if job.kind == JobKind.VALIDATE:
         return validation_job_create(
             owner=owner, model_version=job.model_version, dataset=job.dataset, config=job.config, retry_of=job

@@ -34,6 +34,15 @@ class RegisteredModel(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registered_models")
     task = models.CharField(max_length=20, default="detect")
     classes = models.JSONField(default=list)
+    min_map50 = models.FloatField(
+        null=True, blank=True, help_text="Promotion policy: approval is blocked below this mAP50 (0-1)."
+    )
+    max_class_regression = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Promotion policy: approval is blocked when any class's mAP50 drops more than this "
+        "against the current approved version (e.g. 0.05).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -87,6 +96,28 @@ class AppendOnlyQuerySet(models.QuerySet):
 
     def delete(self):
         raise ValueError("Audit events are append-only.")
+
+
+class ModelArtifact(models.Model):
+    """An export of a version to another format (ONNX, TorchScript), stored with its sha256."""
+
+    class Format(models.TextChoices):
+        ONNX = "onnx", "ONNX"
+        TORCHSCRIPT = "torchscript", "TorchScript"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=20, choices=Format.choices)
+    file = models.FileField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="export_artifact")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "format"], name="one_export_per_format")]
+
+    def __str__(self):
+        return f"{self.version} as {self.format}"
 
 
 class ModelVersionEvent(models.Model):

@@ -1,6 +1,6 @@
 """Reads for the registry: owners see their versions; reviewers and staff see all."""
 
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.services import APPROVE_PERMISSION
 
 
@@ -9,3 +9,10 @@ def model_version_list(*, user):
     if user.is_staff or user.has_perm(APPROVE_PERMISSION):
         return queryset
     return queryset.filter(created_by=user)
+
+
+def registered_model_list(*, user):
+    queryset = RegisteredModel.objects.select_related("owner")
+    if user.is_staff or user.has_perm(APPROVE_PERMISSION):
+        return queryset
+    return queryset.filter(owner=user)

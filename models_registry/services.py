@@ -78,7 +78,17 @@ def _review(version, reviewer, target, note, kind):
 
 
 def model_version_approve(*, version, reviewer, note=""):
-    """Approve a pending version (reviewers only, never one's own)."""
+    """Approve a pending version (reviewers only, never one's own, within the promotion policy)."""
+    from models_registry.evidence import policy_violations
+
+    _check_reviewer(version, reviewer)
+    violations = policy_violations(version)
+    if violations:
+        raise ConflictError(
+            "The promotion policy blocks this approval: " + "; ".join(violations),
+            code="policy_blocked",
+            fields={"policy": violations},
+        )
     return _review(version, reviewer, ReviewStatus.APPROVED, note.strip(), VersionEventKind.APPROVED)
 
 

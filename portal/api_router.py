@@ -4,7 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from datasets.api.views import DatasetViewSet
 from jobs.api.views import TrainingJobViewSet, ValidationJobViewSet
-from models_registry.api.views import ModelVersionViewSet
+from models_registry.api.views import ModelVersionViewSet, RegisteredModelViewSet
 from serving.api.views import DeploymentViewSet
 
 router = DefaultRouter()
@@ -12,4 +12,5 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("validation-jobs", ValidationJobViewSet, basename="validation-job")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("registered-models", RegisteredModelViewSet, basename="registered-model")
 router.register("deployments", DeploymentViewSet, basename="deployment")

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from models_registry.models import ModelVersion, ModelVersionEvent
+from models_registry.models import ModelArtifact, ModelVersion, ModelVersionEvent, RegisteredModel
 
 
 class ModelVersionEventSerializer(serializers.ModelSerializer):
@@ -11,6 +11,13 @@ class ModelVersionEventSerializer(serializers.ModelSerializer):
         fields = ["kind", "actor", "reason", "created_at"]
 
 
+class ModelArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelArtifact
+        fields = ["format", "sha256", "size", "job", "created_at"]
+        read_only_fields = fields
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     status = serializers.CharField(source="review_status")
     registered_model = serializers.CharField(source="registered_model.name")
@@ -19,6 +26,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username")
     reviewer = serializers.CharField(source="reviewer.username", default=None)
     events = ModelVersionEventSerializer(many=True)
+    exports = ModelArtifactSerializer(many=True)
 
     class Meta:
         model = ModelVersion
@@ -40,6 +48,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "review_note",
             "created_at",
             "events",
+            "exports",
         ]
         read_only_fields = fields
 
@@ -50,3 +59,20 @@ class ApproveSerializer(serializers.Serializer):
 
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField()
+
+
+class ExportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ModelArtifact.Format.choices)
+
+
+class RegisteredModelSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["id", "name", "slug", "owner", "task", "classes", "min_map50", "max_class_regression", "created_at"]
+        read_only_fields = ["id", "name", "slug", "owner", "task", "classes", "created_at"]
+        extra_kwargs = {
+            "min_map50": {"min_value": 0.0, "max_value": 1.0},
+            "max_class_regression": {"min_value": 0.0, "max_value": 1.0},
+        }

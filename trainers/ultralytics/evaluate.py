@@ -115,6 +115,96 @@ def _skip_batch_mosaics(validator):
     validator.plot_predictions = lambda *args, **kwargs: None
 
 
+GALLERY_SIZE = 8
+PALETTE = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+]
+
+
+def class_colour(class_id):
+    return PALETTE[class_id % len(PALETTE)]
+
+
+def _ground_truth(label_path, width, height):
+    """Boxes in pixels from a YOLO label file (a polygon's bounding box for segmentation)."""
+    boxes = []
+    if not label_path.is_file():
+        return boxes
+    for line in label_path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        try:
+            class_id, values = int(parts[0]), [float(v) for v in parts[1:]]
+        except (ValueError, IndexError):
+            continue
+        if len(values) == 4:
+            cx, cy, w, h = values
+            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        elif len(values) >= 6:
+            xs, ys = values[0::2], values[1::2]
+            x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        else:
+            continue
+        boxes.append((class_id, [x1 * width, y1 * height, x2 * width, y2 * height], None))
+    return boxes
+
+
+def _draw(image, boxes, names, title):
+    from PIL import ImageDraw, ImageFont
+
+    canvas = image.copy()
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for class_id, (x1, y1, x2, y2), confidence in boxes:
+        colour = class_colour(class_id)
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=max(1, round(min(canvas.size) / 150)))
+        label = str(names.get(class_id, class_id)) + ("" if confidence is None else f" {confidence:.2f}")
+        draw.text((x1 + 2, max(0, y1 - 11)), label, fill=colour, font=font)
+    draw.text((3, 3), title, fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    return canvas
+
+
+def draw_gallery(model, data_yaml, split, names, output, *, conf, count=GALLERY_SIZE):
+    """Ground truth next to predictions for the first `count` images of a split; returns the files."""
+    import yaml
+    from PIL import Image
+
+    document = yaml.safe_load(Path(data_yaml).read_text())
+    root = Path(document["path"])
+    image_dir = root / document[split]
+    images = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+    folder = output / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, path in enumerate(images[:count]):
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        label = root / "labels" / path.relative_to(root / "images").with_suffix(".txt")
+        truth = _ground_truth(label, *image.size)
+        result = model.predict(image, conf=max(conf, 0.25), verbose=False)[0]
+        predicted = []
+        if result.boxes is not None:
+            for xyxy, score, cls in zip(
+                result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(), strict=True
+            ):
+                predicted.append((int(cls), xyxy, float(score)))
+        pair = Image.new("RGB", (image.width * 2 + 4, image.height), (255, 255, 255))
+        pair.paste(_draw(image, truth, names, "truth"), (0, 0))
+        pair.paste(_draw(image, predicted, names, "predicted"), (image.width + 4, 0))
+        target = folder / f"{index:02d}-{path.stem}.jpg"
+        pair.save(target, quality=90)
+        written.append(target)
+    return written
+
+
 def evaluate(config, reporter):
     from ultralytics import YOLO
 
@@ -142,6 +232,8 @@ def evaluate(config, reporter):
     matrix = confusion(metrics, names)
     if matrix:
         draw_confusion_matrix(matrix, output / "confusion_matrix.png")
+    if config.task in {"detect", "segment"}:
+        draw_gallery(model, config.data_yaml, config.split, names, output, conf=config.conf)
     reporter.send(
         "results",
         metrics=normalise_metrics(metrics.results_dict),
