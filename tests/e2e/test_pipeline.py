@@ -1,6 +1,7 @@
 """The whole pipeline on real processes: upload, train, live feed, admin review, deploy, predict."""
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -166,8 +167,14 @@ def run_pipeline(stack):
     )
     assert response.status_code == 409, response.text
 
-    # 5. A reviewer approves it through the Django admin.
-    admin_approve(base, admin_login(base, "reviewer", "reviewer-pw-123"), version_id)
+    # 5. A reviewer sees the evidence on one screen and approves it through the Django admin.
+    reviewer_session = admin_login(base, "reviewer", "reviewer-pw-123")
+    page = reviewer_session.get(f"{base}/admin/models_registry/modelversion/{version_id}/change/").text
+    assert "Per-class metrics" in page and "Confusion matrix" in page and 'value="Approve"' in page
+    assert "Predictions next to ground truth" in page
+    picture = reviewer_session.get(f"{base}/admin/models_registry/modelversion/{version_id}/evidence/gallery/0/")
+    assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
+    admin_approve(base, reviewer_session, version_id)
     version = requests.get(
         f"{api}/model-versions/{version_id}/", headers={"Authorization": f"Token {reviewer_token}"}
     ).json()
@@ -201,7 +208,21 @@ def run_pipeline(stack):
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "not_an_image"
 
-    # 7. Stop it: predict answers 503 with Retry-After.
+    # 7. Export to ONNX as a job and download it with its checksum.
+    response = requests.post(f"{api}/model-versions/{version_id}/export/", headers=auth, json={"format": "onnx"})
+    assert response.status_code == 202, response.text
+    version = wait_for(
+        lambda: requests.get(f"{api}/model-versions/{version_id}/", headers=auth).json(),
+        lambda v: v["exports"],
+        300,
+        "the ONNX export",
+    )
+    download = requests.get(f"{api}/model-versions/{version_id}/download/?format=onnx", headers=auth)
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == download.headers["X-Checksum-SHA256"]
+    assert version["exports"][0]["sha256"] == download.headers["X-Checksum-SHA256"]
+
+    # 8. Stop it: predict answers 503 with Retry-After.
     assert requests.post(f"{api}/deployments/{deployment_id}/stop/", headers=auth).status_code == 202
     wait_for(
         lambda: requests.get(f"{api}/deployments/{deployment_id}/", headers=auth).json(),
