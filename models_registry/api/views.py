@@ -67,14 +67,15 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, description="pt (default), onnx or torchscript")],
+        parameters=[OpenApiParameter("export", str, description="onnx or torchscript; absent: the PyTorch checkpoint")],
         responses={(200, "application/octet-stream"): bytes},
     )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The best checkpoint (or an export of it); the sha256 is in the X-Checksum-SHA256 header."""
         version = self.get_object()
-        wanted = request.query_params.get("format", "pt")
+        # Not `format`: DRF reads that query parameter to pick a renderer.
+        wanted = request.query_params.get("export", "pt")
         if wanted == "pt":
             handle, sha256, name = (
                 version.artifact.open("rb"),
@@ -85,7 +86,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             export = version.exports.filter(format=wanted).first()
             if export is None:
                 raise ApplicationError(
-                    f"No {wanted} export of this version; POST .../export/ first.", fields={"format": ["Not exported."]}
+                    f"No {wanted} export of this version; POST .../export/ first.", fields={"export": ["Not exported."]}
                 )
             handle, sha256 = export.file.open("rb"), export.sha256
             name = f"{version.registered_model.slug}-v{version.number}.{wanted}"

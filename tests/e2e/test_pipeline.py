@@ -217,7 +217,7 @@ def run_pipeline(stack):
         300,
         "the ONNX export",
     )
-    download = requests.get(f"{api}/model-versions/{version_id}/download/?format=onnx", headers=auth)
+    download = requests.get(f"{api}/model-versions/{version_id}/download/?export=onnx", headers=auth)
     assert download.status_code == 200
     assert hashlib.sha256(download.content).hexdigest() == download.headers["X-Checksum-SHA256"]
     assert version["exports"][0]["sha256"] == download.headers["X-Checksum-SHA256"]
