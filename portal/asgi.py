@@ -11,6 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from datasets.routing import websocket_urlpatterns as dataset_websocket_urlpatterns  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
 from portal.ws_auth import TokenAuthMiddleware  # noqa: E402
 
@@ -18,7 +19,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns + dataset_websocket_urlpatterns)))
         ),
     }
 )

@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/jobs/<int:pk>/callbacks/", JobCallbackView.as_view(), name="job-callbacks"),
     path("api/v1/", include(router.urls)),
+    path("datasets/", include("datasets.urls")),
 ]

@@ -170,6 +170,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 24 * 3600}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Ten priority levels per queue (Redis emulates priorities with one list per level).
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        {"priority_steps": list(range(10)), "sep": ":", "queue_order_strategy": "priority"}
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -202,6 +207,27 @@ DATASET_MAX_COMPRESSION_RATIO = env.int("DATASET_MAX_COMPRESSION_RATIO", default
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads stream to a temporary file
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Above this share of unusable images a data set is `invalid`; below it `ready`, the bad files excluded.
+DATASET_MAX_ERROR_RATIO = env.float("DATASET_MAX_ERROR_RATIO", default=0.1)
+# Share of images held out for validation when an upload has no train/val split (per upload: `val_ratio`).
+DATASET_DEFAULT_VAL_RATIO = env.float("DATASET_DEFAULT_VAL_RATIO", default=0.2)
+DATASET_MAX_LABEL_BYTES = env.int("DATASET_MAX_LABEL_BYTES", default=32 * 1024**2)
+DATASET_MAX_LABEL_LINES = env.int("DATASET_MAX_LABEL_LINES", default=10_000)
+DATASET_MAX_ANNOTATION_BYTES = env.int("DATASET_MAX_ANNOTATION_BYTES", default=256 * 1024**2)  # a COCO JSON
+DATASET_MAX_REPORTED_PROBLEMS = env.int("DATASET_MAX_REPORTED_PROBLEMS", default=1000)  # listed on the row
+DATASET_PREVIEWS_PER_SPLIT = env.int("DATASET_PREVIEWS_PER_SPLIT", default=100)
+DATASET_PREVIEW_SIZE = env.int("DATASET_PREVIEW_SIZE", default=256)
+DATASET_INGEST_THREADS = env.int("DATASET_INGEST_THREADS", default=0)  # 0: one per CPU, at most 8
+DATASET_PROGRESS_INTERVAL_SECONDS = env.float("DATASET_PROGRESS_INTERVAL_SECONDS", default=1.0)
+# An ingest without progress for this long is re-queued (up to DATASET_INGEST_MAX_ATTEMPTS), then failed.
+DATASET_INGEST_STALE_SECONDS = env.int("DATASET_INGEST_STALE_SECONDS", default=900)
+DATASET_INGEST_MAX_ATTEMPTS = env.int("DATASET_INGEST_MAX_ATTEMPTS", default=2)
+# Start a training job (default configuration) when an upload becomes ready; per upload: `auto_train`.
+DATASET_AUTO_TRAIN = env.bool("DATASET_AUTO_TRAIN", default=False)
+CELERY_BEAT_SCHEDULE["reap-stalled-dataset-ingests"] = {
+    "task": "datasets.tasks.dataset_ingests_reap_task",
+    "schedule": timedelta(seconds=env.int("DATASET_REAPER_INTERVAL_SECONDS", default=60)),
+}
 
 # --- Review.
 REVIEW_SEPARATION_OF_DUTIES = env.bool("REVIEW_SEPARATION_OF_DUTIES", default=True)

@@ -7,9 +7,12 @@ import zipfile
 from unittest import mock
 
 import pytest
+import yaml
 
 from datasets import services
+from datasets.cache import dataset_local_copy
 from datasets.choices import DatasetStatus
+from datasets.formats.names import MISSING_NAMES
 from datasets.models import Dataset
 from tests import datagen
 from tests.factories import DatasetFactory, TrainingJobFactory
@@ -125,8 +128,21 @@ def test_ingest_extracts_validates_and_marks_the_dataset_ready(user, api, upload
     body = api(user).get(f"{URL}{dataset_id}/").json()
     assert body["status"] == "ready"
     assert body["classes"] == ["square", "disc"]
-    # The extracted copy is cached on this node under the content hash.
-    assert (media_root.parent / "cache" / "datasets" / dataset.content_sha256 / "data.yaml").is_file()
+    # Ingest leaves nothing in the node-local cache; the first job builds the Ultralytics-ready copy
+    # there, under the layout hash, with the server's data.yaml.
+    cache = media_root.parent / "cache"
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    cached = cache / "datasets" / dataset.layout_sha256
+    assert dataset_local_copy(dataset) == cached
+    assert yaml.safe_load((cached / "data.yaml").read_text()) == {
+        "path": str(cached),
+        "train": "images/train",
+        "val": "images/val",
+        "names": {0: "square", 1: "disc"},
+    }
+    assert len(list((cached / "images" / "train").iterdir())) == 6
+    assert len(list((cached / "labels" / "val").iterdir())) == 3
+    assert dataset_local_copy(dataset) == cached
 
 
 def test_ingest_runs_once(user, api, upload, dataset_zip, media_root):
@@ -153,7 +169,7 @@ def test_ingest_of_an_invalid_dataset_reports_the_problems(user, api, upload, me
     dataset = services.dataset_ingest(dataset_id=dataset_id)
 
     assert dataset.status == DatasetStatus.INVALID
-    assert {"file": "data.yaml", "line": None, "reason": "data.yaml is missing"} in dataset.errors
+    assert {"file": "data.yaml", "line": None, "reason": MISSING_NAMES} in dataset.errors
     assert {"file": "labels/train/ghost.txt", "line": None, "reason": "label file has no matching image"} in (
         dataset.errors
     )
@@ -206,7 +222,7 @@ def test_delete_is_refused_while_a_training_job_uses_the_dataset(user, api, medi
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
-    assert "used by 1 job(s)" in response.json()["error"]["message"]
+    assert "is used by 1 training job and cannot be deleted" in response.json()["error"]["message"]
     assert Dataset.objects.filter(pk=dataset.pk).exists()
     assert (media_root / dataset.archive.name).is_file()
 

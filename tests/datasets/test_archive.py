@@ -2,6 +2,7 @@
 
 import io
 import stat
+import struct
 import zipfile
 
 import pytest
@@ -193,3 +194,42 @@ def test_archive_extract_rejects_a_corrupt_deflate_stream_and_removes_the_partia
         archive_extract(path, destination, LIMITS)
 
     assert not destination.exists()
+
+
+def zip64_archive():
+    """A valid archive whose members carry zip64 extra fields (as tools write for large files)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in (("data.yaml", b"names: [a]\n"), ("images/train/a.jpg", b"x" * 5000)):
+            with archive.open(name, "w", force_zip64=True) as member:
+                member.write(data)
+        archive.writestr("labels/train/a.txt", "0 0.5 0.5 0.1 0.1\n")
+    return buffer.getvalue()
+
+
+def test_a_zip64_archive_is_accepted_and_extracted(tmp_path):
+    path = tmp_path / "upload.zip"
+    path.write_bytes(zip64_archive())
+
+    destination = archive_extract(path, tmp_path / "data", LIMITS)
+
+    assert (destination / "images/train/a.jpg").read_bytes() == b"x" * 5000
+    assert (destination / "labels/train/a.txt").read_text() == "0 0.5 0.5 0.1 0.1\n"
+
+
+def test_a_zip64_end_record_that_disagrees_with_the_directory_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
+        archive.writestr("a.txt", b"a")
+        archive.writestr("b.txt", b"b")
+    data = buffer.getvalue()
+    # Python writes a zip64 end record only when needed; build one the way large archives have it.
+    end = data.rfind(b"PK\x05\x06")
+    entries, size, offset = 2, *struct.unpack("<LL", data[end + 12 : end + 20])
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries + 5, entries + 5, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    path = tmp_path / "upload.zip"
+    path.write_bytes(data[:end] + zip64_end + locator + data[end:])
+
+    with pytest.raises(ArchiveRejected, match="end record declares 7 members but its central directory holds 2"):
+        archive_members(path, LIMITS)

@@ -5,6 +5,7 @@ import io
 import pytest
 from PIL import Image
 
+from datasets.formats.names import MISSING_NAMES
 from datasets.validation import dataset_validate
 
 MAX_PIXELS = 40_000_000
@@ -65,8 +66,12 @@ def test_a_good_set_is_fine_with_correct_stats(dataset_root):
     assert report.stats == {
         "images": {"train": 3, "val": 2},
         "instances": {"train": {"square": 2, "disc": 2}, "val": {"square": 1, "disc": 1}},
+        "background": {"train": 0, "val": 0},
+        "images_per_class": {"train": {"square": 2, "disc": 2}, "val": {"square": 1, "disc": 1}},
         "image_size": {"min": [32, 32], "max": [64, 64], "mean": [48.0, 44.8]},
     }
+    assert report.task == "detect"
+    assert report.format == "yolo"
 
 
 def test_names_may_be_a_mapping_of_ids(dataset_root):
@@ -234,7 +239,7 @@ def test_missing_data_yaml_is_fatal(dataset_root):
 
     report = validate(dataset_root)
 
-    assert report.fatal == [{"file": "data.yaml", "line": None, "reason": "data.yaml is missing"}]
+    assert report.fatal == [{"file": "data.yaml", "line": None, "reason": MISSING_NAMES}]
     assert report.classes == []
 
 
