@@ -109,7 +109,7 @@ def validation_job_create(*, owner, model_version, dataset, config, retry_of=Non
     return job
 
 
-def export_job_create(*, owner, model_version, export_format):
+def export_job_create(*, owner, model_version, export_format, retry_of=None):
     """Export a version to ONNX or TorchScript as a job (one export per version and format)."""
     from models_registry.models import ModelArtifact
 
@@ -134,6 +134,7 @@ def export_job_create(*, owner, model_version, export_format):
             owner=owner,
             dataset=model_version.dataset,
             model_version=model_version,
+            retry_of=retry_of,
             config=config,
             epochs=0,
             max_attempts=settings.JOB_MAX_ATTEMPTS,
@@ -148,7 +149,9 @@ def job_retry(*, job, owner):
     if job.status not in {JobStatus.FAILED, JobStatus.CANCELLED}:
         raise ConflictError(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
     if job.kind == JobKind.EXPORT:
-        return export_job_create(owner=owner, model_version=job.model_version, export_format=job.config["format"])
+        return export_job_create(
+            owner=owner, model_version=job.model_version, export_format=job.config["format"], retry_of=job
+        )
     if job.kind == JobKind.VALIDATE:
         return validation_job_create(
             owner=owner, model_version=job.model_version, dataset=job.dataset, config=job.config, retry_of=job
