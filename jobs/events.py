@@ -13,7 +13,10 @@ logger = logging.getLogger(__name__)
 
 def job_event_record(*, job, kind, payload=None):
     """Store an event and broadcast it once the surrounding transaction commits."""
+    from notifications.services import job_event_publish
+
     event = JobEvent.objects.create(job=job, kind=kind, attempt=job.attempt, payload=payload or {})
+    job_event_publish(job=job, kind=kind)  # webhooks for completed / failed / cancelled
     transaction.on_commit(lambda: job_event_broadcast(event=event))
     return event
 

@@ -50,7 +50,7 @@ def model_version_create_from_job(*, job, artifact_name, artifact_sha256, artifa
             artifact_sha256=artifact_sha256,
             artifact_size=artifact_size,
         )
-        ModelVersionEvent.objects.create(version=version, kind=VersionEventKind.CREATED, actor=job.owner)
+        model_version_record_event(version=version, kind=VersionEventKind.CREATED, actor=job.owner)
     return version
 
 
@@ -72,7 +72,7 @@ def _review(version, reviewer, target, note, kind):
             raise ConflictError(
                 f"Version {version} is {version.review_status}; only a pending version can be reviewed."
             )
-        ModelVersionEvent.objects.create(version=version, kind=kind, actor=reviewer, reason=note)
+        model_version_record_event(version=version, kind=kind, actor=reviewer, reason=note)
     version.refresh_from_db()
     return version
 
@@ -101,7 +101,12 @@ def model_version_reject(*, version, reviewer, reason):
 
 
 def model_version_record_event(*, version, kind, actor=None, reason=""):
-    return ModelVersionEvent.objects.create(version=version, kind=kind, actor=actor, reason=reason)
+    """Append an audit event and tell the owner and integrators (webhooks, email, live), after commit."""
+    from notifications.services import registry_event_publish
+
+    event = ModelVersionEvent.objects.create(version=version, kind=kind, actor=actor, reason=reason)
+    registry_event_publish(version=version, kind=kind, actor=actor, reason=reason)
+    return event
 
 
 def base_model_create(*, instance, uploaded_by):

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from datasets.api.views import DatasetViewSet
 from jobs.api.views import TrainingJobViewSet, ValidationJobViewSet
 from models_registry.api.views import ModelVersionViewSet, RegisteredModelViewSet
+from notifications.api.views import NotificationViewSet, WebhookDeliveryViewSet, WebhookEndpointViewSet
 from serving.api.views import DeploymentViewSet
 
 router = DefaultRouter()
@@ -14,3 +15,6 @@ router.register("validation-jobs", ValidationJobViewSet, basename="validation-jo
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("registered-models", RegisteredModelViewSet, basename="registered-model")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("notifications", NotificationViewSet, basename="notification")

@@ -13,13 +13,20 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from datasets.routing import websocket_urlpatterns as dataset_websocket_urlpatterns  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
+from notifications.routing import websocket_urlpatterns as notification_websocket_urlpatterns  # noqa: E402
 from portal.ws_auth import TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns + dataset_websocket_urlpatterns)))
+            AuthMiddlewareStack(
+                TokenAuthMiddleware(
+                    URLRouter(
+                        websocket_urlpatterns + dataset_websocket_urlpatterns + notification_websocket_urlpatterns
+                    )
+                )
+            )
         ),
     }
 )

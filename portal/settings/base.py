@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "jobs",
     "models_registry",
     "serving",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -229,8 +230,15 @@ CELERY_BEAT_SCHEDULE["reap-stalled-dataset-ingests"] = {
     "schedule": timedelta(seconds=env.int("DATASET_REAPER_INTERVAL_SECONDS", default=60)),
 }
 
-# --- Review.
+# --- Review and notifications.
 REVIEW_SEPARATION_OF_DUTIES = env.bool("REVIEW_SEPARATION_OF_DUTIES", default=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=10)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=60)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=EMBEDDED_MODE)
 
 # --- Serving.
 SERVING_HOST = env.str("SERVING_HOST", default="127.0.0.1")  # how the web tier reaches model servers

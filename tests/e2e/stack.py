@@ -71,16 +71,18 @@ class Stack:
         self.processes = {}
 
     def manage(self, *args, input_text=None):
-        return subprocess.run(
+        result = subprocess.run(
             [PYTHON, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
-            check=True,
             capture_output=True,
             text=True,
             input=input_text,
             timeout=300,
         )
+        if result.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        return result
 
     def start(self, name, argv):
         log = open(self.var_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()

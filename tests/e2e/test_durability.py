@@ -231,6 +231,20 @@ def test_killed_worker_loses_no_job_and_its_writer_is_fenced_off(stack):
     assert job["attempts"][1]["resumed_from_epoch"] >= 1
 
 
+def test_a_drained_worker_takes_no_new_job_until_resumed(stack):
+    client = Client(stack)
+    node = re.findall(r"\] (\S+@\S+) ready\.", stack.log("worker", tail=None))[-1]
+    drained = stack.manage("drain_worker", node, "--queue", "gpu")
+    assert "no longer consuming from 'gpu'" in drained.stdout or "gpu" in drained.stdout, drained.stdout
+    job_id = client.start_training(stack.dataset_id, epochs=1)
+    time.sleep(6)
+    assert client.job(job_id)["status"] == "queued", "a drained worker must not take the job"
+
+    stack.manage("drain_worker", node, "--queue", "gpu", "--resume")
+    job = client.wait(job_id, lambda j: j["status"] in TERMINAL, 180, "the job after the worker resumed")
+    assert job["status"] == "completed", job
+
+
 def test_redis_outage_during_a_run_loses_and_duplicates_nothing(stack):
     client = Client(stack)
     job_id = client.start_training(stack.dataset_id)
@@ -248,17 +262,3 @@ def test_redis_outage_during_a_run_loses_and_duplicates_nothing(stack):
         f"/model-versions/?registered_model__slug={client.get('/model-versions/')['results'][0]['registered_model_slug']}"
     )
     assert sum(1 for v in versions["results"] if v["training_job"] == job_id) == 1
-
-
-def test_a_drained_worker_takes_no_new_job_until_resumed(stack):
-    client = Client(stack)
-    node = re.findall(r"\] (\S+@\S+) ready\.", stack.log("worker", tail=None))[-1]
-    drained = stack.manage("drain_worker", node, "--queue", "gpu")
-    assert "no longer consuming from 'gpu'" in drained.stdout or "gpu" in drained.stdout, drained.stdout
-    job_id = client.start_training(stack.dataset_id, epochs=1)
-    time.sleep(6)
-    assert client.job(job_id)["status"] == "queued", "a drained worker must not take the job"
-
-    stack.manage("drain_worker", node, "--queue", "gpu", "--resume")
-    job = client.wait(job_id, lambda j: j["status"] in TERMINAL, 180, "the job after the worker resumed")
-    assert job["status"] == "completed", job

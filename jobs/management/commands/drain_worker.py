@@ -19,7 +19,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, worker, queue, resume, timeout, **options):
         control = app.control.add_consumer if resume else app.control.cancel_consumer
-        replies = control(queue, destination=[worker], reply=True, timeout=timeout)
+        replies = []
+        for _ in range(3):  # a worker that just reconnected to the broker may miss the first broadcast
+            replies = control(queue, destination=[worker], reply=True, timeout=timeout)
+            if replies:
+                break
         if not replies:
             raise CommandError(f"no reply from {worker}: is it running, and is the name exact?")
         for reply in replies:
