@@ -127,15 +127,15 @@ def main():
         while requests.get(f"{api}/datasets/{dataset_id}/", headers=auth).json()["status"] == "validating":
             time.sleep(0.2)
         dataset = requests.get(f"{api}/datasets/{dataset_id}/", headers=auth).json()
-        sha = dataset["content_sha256"]
-        data_root = stack.var_dir / "cache" / "datasets" / sha
+
+        # Warm both paths once (imports, caches) so the pairs compare steady states. The first
+        # portal job builds the data set's layout in the worker's cache; the bare runs train on it.
+        run_portal(api, auth, dataset_id, config)
+        (data_root,) = (stack.var_dir / "cache" / "datasets").iterdir()
         data_yaml = tmp / "data.yaml"
         names = "".join(f"  {i}: {n}\n" for i, n in enumerate(dataset["classes"]))
         data_yaml.write_text(f"path: {data_root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
-
-        # Warm both paths once (imports, caches) so the pairs compare steady states.
         run_bare(data_yaml, config, tmp / "warm")
-        run_portal(api, auth, dataset_id, config)
         bare_walls, portal_walls, bare_epochs, portal_epochs = [], [], [], []
         for pair in range(args.pairs):
             order = [("bare", None), ("portal", None)] if pair % 2 == 0 else [("portal", None), ("bare", None)]
