@@ -10,6 +10,10 @@ Run as ``python -m trainers.ultralytics.serve`` with:
 
 Endpoints: GET /health; POST /predict?conf=&iou=&max_det=&classes=0,2 with the
 image bytes as the body; POST /shutdown with ``Authorization: Bearer <token>``.
+
+Shutdown drains: the server stops accepting connections, finishes the requests it is
+answering (up to DRAIN_TIMEOUT seconds), closes kept-alive connections after their
+next answer, and only then exits.
 """
 
 import hashlib
@@ -27,8 +31,33 @@ from urllib.parse import parse_qs, urlparse
 
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
+from trainers.ultralytics.predict import predictions_of  # noqa: E402
+
 logger = logging.getLogger("trainers.ultralytics.serve")
 MAX_BODY_BYTES = 50 * 1024 * 1024
+DRAIN_TIMEOUT = 30.0
+
+
+class InFlight:
+    """Counts the predict requests being answered, so shutdown can wait for them."""
+
+    def __init__(self):
+        self.count = 0
+        self.stopping = False
+        self._condition = threading.Condition()
+
+    def __enter__(self):
+        with self._condition:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self._condition:
+            self.count -= 1
+            self._condition.notify_all()
+
+    def wait_idle(self, timeout):
+        with self._condition:
+            return self._condition.wait_for(lambda: self.count == 0, timeout=timeout)
 
 
 def file_sha256(path):
@@ -64,20 +93,7 @@ class Predictor:
                 image, conf=conf, iou=iou, max_det=max_det, classes=classes, device=self.device, verbose=False
             )[0]
         elapsed_ms = (time.perf_counter() - started) * 1000
-        predictions = []
-        boxes = result.boxes
-        if boxes is not None:
-            for xyxy, score, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
-                class_id = int(cls)
-                predictions.append(
-                    {
-                        "class_id": class_id,
-                        "class_name": str(self.names.get(class_id, class_id)),
-                        "confidence": round(float(score), 5),
-                        "bbox": [round(float(v), 2) for v in xyxy],
-                    }
-                )
-        return {"predictions": predictions, "inference_time_ms": round(elapsed_ms, 3)}
+        return {"predictions": predictions_of(result, self.names), "inference_time_ms": round(elapsed_ms, 3)}
 
 
 def _query_float(query, key, default, low, high):
@@ -90,7 +106,9 @@ def _query_float(query, key, default, low, high):
     return value
 
 
-def make_handler(predictor, sha256, shutdown_token, server_ref):
+def make_handler(predictor, sha256, shutdown_token, server_ref, in_flight=None):
+    in_flight = in_flight or InFlight()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive for the portal's pooled connection
 
@@ -102,6 +120,9 @@ def make_handler(predictor, sha256, shutdown_token, server_ref):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if in_flight.stopping:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
 
@@ -129,12 +150,17 @@ def make_handler(predictor, sha256, shutdown_token, server_ref):
                 if not hmac.compare_digest(token, shutdown_token):
                     self._reply(403, {"error": "bad token"})
                     return
+                in_flight.stopping = True
                 self._reply(200, {"status": "stopping"})
                 threading.Thread(target=server_ref[0].shutdown, daemon=True).start()
                 return
             if url.path != "/predict":
                 self._reply(404, {"error": "not found"})
                 return
+            with in_flight:
+                self._predict(url, body)
+
+        def _predict(self, url, body):
             from PIL import Image
 
             query = parse_qs(url.query)
@@ -163,7 +189,8 @@ def main():
         return 3
     predictor = Predictor(weights, os.environ.get("DEVICE", ""))
     server_ref = []
-    handler = make_handler(predictor, actual, os.environ.get("SHUTDOWN_TOKEN", ""), server_ref)
+    in_flight = InFlight()
+    handler = make_handler(predictor, actual, os.environ.get("SHUTDOWN_TOKEN", ""), server_ref, in_flight)
     server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "0"))), handler)
     server.daemon_threads = True
     server_ref.append(server)
@@ -173,8 +200,16 @@ def main():
         tmp.write_text(json.dumps({"port": server.server_address[1], "pid": os.getpid()}))
         tmp.replace(ready_file)
     logger.info("serving %s on port %s", weights, server.server_address[1])
-    server.serve_forever()
+    serve_until_drained(server, in_flight)
     return 0
+
+
+def serve_until_drained(server, in_flight, drain_timeout=DRAIN_TIMEOUT):
+    """Serve until /shutdown, then wait for the predictions being answered before returning."""
+    server.serve_forever()
+    server.server_close()
+    if not in_flight.wait_idle(drain_timeout):
+        logger.warning("exiting with %s requests unanswered after %ss", in_flight.count, drain_timeout)
 
 
 if __name__ == "__main__":

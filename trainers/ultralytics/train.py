@@ -181,14 +181,15 @@ class TrainingReporter:
         if self.checkpoint_dir is None:
             return
         epoch = trainer.epoch + 1
-        if Path(trainer.last).is_file():
-            publish_checkpoint(trainer.last, self.checkpoint_dir, f"last-e{epoch:04d}.pt")
-        if (
-            trainer.best_fitness is not None
-            and trainer.fitness == trainer.best_fitness
-            and Path(trainer.best).is_file()
-        ):
-            publish_checkpoint(trainer.best, self.checkpoint_dir, f"best-e{epoch:04d}.pt")
+        if not Path(trainer.last).is_file():
+            return
+        last = copy_atomically(trainer.last, self.checkpoint_dir, f"last-e{epoch:04d}.pt")
+        self.hasher.submit(write_sidecar, last)
+        if trainer.best_fitness is not None and trainer.fitness == trainer.best_fitness:
+            # Ultralytics wrote the same bytes to best.pt; our copies are never rewritten, so a link is safe.
+            best = self.checkpoint_dir / f"best-e{epoch:04d}.pt"
+            os.link(last, best)
+            self.hasher.submit(write_sidecar, best)
 
     def on_fit_epoch_end(self, trainer):
         epoch = trainer.epoch + 1
