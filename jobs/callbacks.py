@@ -34,6 +34,7 @@ CALLBACK_TYPES = (
     "log",
     "checkpoint",
     "results",
+    "predictions",
     "done",
     "failed",
     "completed",
@@ -281,6 +282,35 @@ def _on_results(job, payload):
     return job_event_record(job=job, kind=EventKind.RESULTS, payload={"metrics": metrics, "per_class": per_class})
 
 
+def _on_predictions(job, payload):
+    """Store a batch of per-image results of an inference job (a resumed attempt's repeats are ignored)."""
+    from serving.services import inference_results_store
+
+    if job.kind != JobKind.INFER:
+        raise ApplicationError("Only inference jobs report predictions.")
+    results = payload.get("results")
+    if not isinstance(results, list) or not results:
+        raise ApplicationError("'results' must be a non-empty list.", fields={"results": ["Expected a list."]})
+    stored, total = inference_results_store(job=job, results=results)
+    progress = round(min(99.0, 100.0 * stored / max(total, 1)), 2)
+    _touch(job, progress=progress)
+    return job_event_record(
+        job=job,
+        kind=EventKind.PREDICTIONS,
+        payload={"images_done": stored, "images": total, "progress": progress, "batch": len(results)},
+    )
+
+
+def _complete_inference(job, payload):
+    stored = job.inference_results.count()
+    total = len(job.config.get("inputs", []))
+    if stored < total:
+        raise ConflictError(f"Inference job {job.pk} completed with {stored} of {total} images reported.")
+    metrics = {**job.metrics, "images": float(total)}  # the CLI's `done` adds its throughput
+    _complete(job, metrics)
+    return job_event_record(job=job, kind=EventKind.COMPLETED, payload={"metrics": metrics, "progress": 100.0})
+
+
 def _complete(job, metrics):
     now = timezone.now()
     updated = Job.objects.filter(
@@ -304,6 +334,8 @@ def _on_completed(job, payload):
         return _complete_validation(job, payload)
     if job.kind == JobKind.EXPORT:
         return _complete_export(job, payload)
+    if job.kind == JobKind.INFER:
+        return _complete_inference(job, payload)
     from models_registry.services import model_version_create_from_job
 
     artifact = payload.get("artifact")
@@ -387,6 +419,7 @@ _HANDLERS = {
     "log": _on_log,
     "checkpoint": _on_checkpoint,
     "results": _on_results,
+    "predictions": _on_predictions,
     "done": _on_done,
     "failed": _on_failed,
     "completed": _on_completed,

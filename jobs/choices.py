@@ -5,6 +5,7 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Training"
     VALIDATE = "validate", "Validation"
     EXPORT = "export", "Export"
+    INFER = "infer", "Inference"
 
 
 class JobStatus(models.TextChoices):
@@ -51,6 +52,7 @@ class EventKind(models.TextChoices):
     RESUMED = "resumed", "Resumed from a checkpoint"
     CHECKPOINT = "checkpoint", "Checkpoint saved"
     RESULTS = "results", "Validation results"
+    PREDICTIONS = "predictions", "Per-image predictions"
 
 
 class AttemptOutcome(models.TextChoices):

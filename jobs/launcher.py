@@ -242,9 +242,43 @@ class JobRun:
             return stored_file_local_copy(base.weights.name, base.sha256, cache)
         return None
 
+    def inference_inputs(self):
+        """Copy the job's input images from storage into the work dir, named by their index."""
+        folder = self.work_dir / "inputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, item in enumerate(self.job.config["inputs"]):
+            target = folder / f"{index:06d}{Path(item['storage_name']).suffix.lower()}"
+            if target.is_file():
+                continue
+            partial = target.with_name(f".{target.name}.part")  # a copy cut short is never taken for whole
+            with default_storage.open(item["storage_name"], "rb") as source, open(partial, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.replace(partial, target)
+        return folder
+
     def environment(self, data):
         env = self._callback_env()
         config = self.job.config
+        if self.job.kind == JobKind.INFER:
+            version = self.job.model_version
+            weights = stored_file_local_copy(
+                version.artifact.name, version.artifact_sha256, Path(settings.CACHE_DIR) / "models"
+            )
+            if weights is None:
+                raise ValueError(f"the artifact of {version} does not match its sha256")
+            env.update(
+                {
+                    "CHECKPOINT_PATH": str(weights),
+                    "INPUT_DIR": str(self.inference_inputs()),
+                    "IMGSZ": str(config.get("imgsz") or ""),  # blank: the checkpoint's training size
+                    "CONFIDENCE_THRESHOLD": str(config.get("conf", 0.25)),
+                    "IOU_THRESHOLD": str(config.get("iou", 0.7)),
+                    "MAX_DET": str(config.get("max_det", 300)),
+                    "CLASSES": ",".join(str(c) for c in config.get("classes") or []),
+                    "REPORT_EVERY": str(config.get("report_every", 16)),
+                }
+            )
+            return env, "trainers.ultralytics.predict"
         if self.job.kind == JobKind.EXPORT:
             version = self.job.model_version
             weights = stored_file_local_copy(
@@ -364,8 +398,10 @@ class JobRun:
         job = self.job
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            dataset_root = dataset_local_copy(job.dataset)
-            data = data_source(dataset_root, self.work_dir, job.dataset)
+            data = None
+            if job.kind != JobKind.INFER:  # inference reads its own uploaded images, not a data set
+                dataset_root = dataset_local_copy(job.dataset)
+                data = data_source(dataset_root, self.work_dir, job.dataset)
             env, module = self.environment(data)
         except Exception as exc:  # noqa: BLE001 - any preparation failure fails the job with its reason
             logger.exception("job %s: preparation failed", job.pk)
@@ -406,6 +442,9 @@ class JobRun:
         shutil.rmtree(self.output, ignore_errors=True)
 
     def finish_success(self):
+        if self.job.kind == JobKind.INFER:
+            self.send({"type": "completed"})
+            return
         if self.job.kind == JobKind.EXPORT:
             produced = next((p for p in self.output.glob("model.*") if p.suffix in {".onnx", ".torchscript"}), None)
             if produced is None:

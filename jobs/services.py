@@ -10,6 +10,8 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -140,6 +142,47 @@ def export_job_create(*, owner, model_version, export_format, retry_of=None):
             max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
         job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
+        _enqueue_on_commit(job)
+    return job
+
+
+def inference_job_create(*, owner, model_version, images, config):
+    """Queue an inference job on the `gpu` queue for a list of checked `InputImage`s.
+
+    The images are stored first (under the job's folder), then listed in the job's
+    configuration in order; each result row points back to its stored image.
+    """
+    from models_registry.choices import ReviewStatus
+
+    if model_version.created_by_id != owner.pk and not owner.is_staff:
+        raise ApplicationError("Unknown model version.", fields={"model_version": ["Unknown model version."]})
+    if model_version.review_status != ReviewStatus.APPROVED:
+        raise ConflictError(
+            f"Version {model_version} is {model_version.review_status}; only approved versions run inference.",
+            fields={"model_version": ["Not approved."]},
+        )
+    if not images:
+        raise ApplicationError("Send at least one image.", fields={"images": ["Required."]})
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.INFER,
+            owner=owner,
+            dataset=model_version.dataset,  # the version's own data set, as export jobs do (the column is required)
+            model_version=model_version,
+            config=config,
+            epochs=0,
+            queue=config.get("queue", "gpu"),
+            priority=config.get("priority", 5),
+            max_attempts=settings.JOB_MAX_ATTEMPTS,
+        )
+        inputs = []
+        for index, image in enumerate(images):
+            suffix = image.name.rsplit(".", 1)[-1].lower() if "." in image.name else "jpg"
+            stored = default_storage.save(f"jobs/{job.pk}/inputs/{index:06d}.{suffix}", ContentFile(image.data))
+            inputs.append({"name": image.name[:300], "storage_name": stored})
+        job.config = {**config, "inputs": inputs}
+        job.save(update_fields=["config"])
+        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": {**config, "images": len(inputs)}})
         _enqueue_on_commit(job)
     return job
 

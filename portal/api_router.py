@@ -6,7 +6,8 @@ from datasets.api.views import DatasetViewSet
 from jobs.api.views import TrainingJobViewSet, ValidationJobViewSet
 from models_registry.api.views import ModelVersionViewSet, RegisteredModelViewSet
 from notifications.api.views import NotificationViewSet, WebhookDeliveryViewSet, WebhookEndpointViewSet
-from serving.api.views import DeploymentViewSet
+from serving.api.inference import InferenceJobViewSet
+from serving.api.views import DeploymentViewSet, EndpointViewSet
 
 router = DefaultRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
@@ -15,6 +16,8 @@ router.register("validation-jobs", ValidationJobViewSet, basename="validation-jo
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("registered-models", RegisteredModelViewSet, basename="registered-model")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("endpoints", EndpointViewSet, basename="endpoint")
+router.register("inference-jobs", InferenceJobViewSet, basename="inference-job")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 router.register("notifications", NotificationViewSet, basename="notification")

@@ -120,9 +120,38 @@ def _shutdown(url, token, pid):
 
 
 def deployment_stop(deployment_id):
-    deployment = Deployment.objects.get(pk=deployment_id)
+    deployment = Deployment.objects.select_related("endpoint").get(pk=deployment_id)
     if deployment.status != DeploymentStatus.STOPPING:
         return
+    replaced = deployment.endpoint is not None and deployment.endpoint.current_deployment_id != deployment.pk
+    if replaced and deployment.server_url:
+        # Requests that read the endpoint just before the switch may still be on their way here.
+        time.sleep(settings.SERVING_DRAIN_SECONDS)
     if deployment.server_url:
         _shutdown(deployment.server_url, deployment.shutdown_token, deployment.pid)
     services.deployment_mark_stopped(deployment_id=deployment.pk)
+
+
+def deployments_health_check():
+    """Mark active deployments whose model server is gone (refuses connections) or serves another file failed.
+
+    A server that is only slow (a timeout) is left alone: it is busy, not dead. Returns the ids marked failed.
+    """
+    failed = []
+    for deployment in Deployment.objects.filter(status=DeploymentStatus.ACTIVE).exclude(server_url=""):
+        try:
+            health = requests.get(
+                f"{deployment.server_url}/health", timeout=settings.SERVING_HEALTH_TIMEOUT_SECONDS
+            ).json()
+        except requests.Timeout:
+            continue
+        except (requests.RequestException, ValueError) as exc:
+            reason = f"the model server stopped answering its health check: {exc}"
+        else:
+            if health.get("sha256") == deployment.artifact_sha256:
+                continue
+            reason = f"the model server reports sha256 {health.get('sha256')!r}, not the pinned one"
+        if services.deployment_mark_unhealthy(deployment_id=deployment.pk, error=reason):
+            logger.warning("deployment %s failed: %s", deployment.pk, reason)
+            failed.append(deployment.pk)
+    return failed

@@ -245,6 +245,18 @@ SERVING_HOST = env.str("SERVING_HOST", default="127.0.0.1")  # how the web tier 
 SERVING_BIND_HOST = env.str("SERVING_BIND_HOST", default=SERVING_HOST)
 SERVING_START_TIMEOUT_SECONDS = env.int("SERVING_START_TIMEOUT_SECONDS", default=120)
 PREDICT_MAX_IMAGE_BYTES = env.int("PREDICT_MAX_IMAGE_BYTES", default=20 * 1024**2)
+# After a switch the replaced model server keeps answering this long before it is asked to stop
+# (requests already routed to it finish; the server itself also waits for its in-flight requests).
+SERVING_DRAIN_SECONDS = env.float("SERVING_DRAIN_SECONDS", default=2.0)
+SERVING_USAGE_WINDOW_MINUTES = env.int("SERVING_USAGE_WINDOW_MINUTES", default=60)
+INFERENCE_MAX_IMAGES = env.int("INFERENCE_MAX_IMAGES", default=1000)
+# Files in one multipart request (Django's default is 100): an inference job's images; more go in a zip.
+DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=1000)
+SERVING_HEALTH_TIMEOUT_SECONDS = env.float("SERVING_HEALTH_TIMEOUT_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE["health-check-deployments"] = {
+    "task": "serving.tasks.deployments_health_check_task",
+    "schedule": timedelta(seconds=env.int("SERVING_HEALTH_INTERVAL_SECONDS", default=30)),
+}
 
 # --- API.
 REST_FRAMEWORK = {

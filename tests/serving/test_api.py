@@ -165,7 +165,11 @@ def test_predict_forwards_a_valid_image_to_the_model_server(user, api, active, i
         response = predict(api(user), active, image_upload(image), conf=0.4, max_det=5)
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"detections": [{"class": "disc", "confidence": 0.9}]}
+    assert response.json() == {
+        "detections": [{"class": "disc", "confidence": 0.9}],
+        "deployment": active.pk,
+        "model_version": active.model_version_id,
+    }
     post.assert_called_once()
     args, kwargs = post.call_args
     assert args == (f"{SERVER_URL}/predict",)

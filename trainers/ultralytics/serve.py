@@ -111,6 +111,9 @@ def make_handler(predictor, sha256, shutdown_token, server_ref, in_flight=None):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive for the portal's pooled connection
+        # Headers and body go out as two writes; with Nagle's algorithm on, the body waits for
+        # the client's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             logger.debug(fmt, *args)
