@@ -45,6 +45,30 @@ def _enqueue_on_commit(job):
     transaction.on_commit(lambda: _enqueue_run(job_id, queue, priority))
 
 
+def _job_announce(job, event_config):
+    """Record the job's `queued` event and wake a worker once the transaction commits."""
+    job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": event_config})
+    _enqueue_on_commit(job)
+
+
+def _job_queue(*, kind, owner, dataset, config, model_version=None, retry_of=None, epochs=0):
+    """Create a queued job of any kind (inside the caller's transaction) and announce it."""
+    job = Job.objects.create(
+        kind=kind,
+        owner=owner,
+        dataset=dataset,
+        model_version=model_version,
+        retry_of=retry_of,
+        config=config,
+        epochs=epochs,
+        queue=config.get("queue", "gpu"),
+        priority=config.get("priority", 5),
+        max_attempts=settings.JOB_MAX_ATTEMPTS,
+    )
+    _job_announce(job, config)
+    return job
+
+
 def _check_dataset(owner, dataset):
     if dataset.owner_id != owner.pk and not owner.is_staff:
         raise ApplicationError("Unknown data set.", fields={"dataset": ["Unknown data set."]})
@@ -68,21 +92,15 @@ def training_job_create(*, owner, dataset, config, fine_tune_from=None, retry_of
             fields={"registered_model": ["Task mismatch."]},
         )
     with transaction.atomic():
-        job = Job.objects.create(
+        return _job_queue(
             kind=JobKind.TRAIN,
             owner=owner,
             dataset=dataset,
+            config=config,
             model_version=fine_tune_from,
             retry_of=retry_of,
-            config=config,
             epochs=config["epochs"],
-            queue=config.get("queue", "gpu"),
-            priority=config.get("priority", 5),
-            max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
-        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
-        _enqueue_on_commit(job)
-    return job
 
 
 def validation_job_create(*, owner, model_version, dataset, config, retry_of=None):
@@ -94,21 +112,14 @@ def validation_job_create(*, owner, model_version, dataset, config, retry_of=Non
             fields={"dataset": ["Task mismatch."]},
         )
     with transaction.atomic():
-        job = Job.objects.create(
+        return _job_queue(
             kind=JobKind.VALIDATE,
             owner=owner,
             dataset=dataset,
+            config=config,
             model_version=model_version,
             retry_of=retry_of,
-            config=config,
-            epochs=0,
-            queue=config.get("queue", "gpu"),
-            priority=config.get("priority", 5),
-            max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
-        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
-        _enqueue_on_commit(job)
-    return job
 
 
 def export_job_create(*, owner, model_version, export_format, retry_of=None):
@@ -131,19 +142,14 @@ def export_job_create(*, owner, model_version, export_format, retry_of=None):
         "device": "cpu",
     }
     with transaction.atomic():
-        job = Job.objects.create(
+        return _job_queue(
             kind=JobKind.EXPORT,
             owner=owner,
             dataset=model_version.dataset,
+            config=config,
             model_version=model_version,
             retry_of=retry_of,
-            config=config,
-            epochs=0,
-            max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
-        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": config})
-        _enqueue_on_commit(job)
-    return job
 
 
 def inference_job_create(*, owner, model_version, images, config):
@@ -163,27 +169,33 @@ def inference_job_create(*, owner, model_version, images, config):
         )
     if not images:
         raise ApplicationError("Send at least one image.", fields={"images": ["Required."]})
-    with transaction.atomic():
-        job = Job.objects.create(
-            kind=JobKind.INFER,
-            owner=owner,
-            dataset=model_version.dataset,  # the version's own data set, as export jobs do (the column is required)
-            model_version=model_version,
-            config=config,
-            epochs=0,
-            queue=config.get("queue", "gpu"),
-            priority=config.get("priority", 5),
-            max_attempts=settings.JOB_MAX_ATTEMPTS,
-        )
-        inputs = []
-        for index, image in enumerate(images):
-            suffix = image.name.rsplit(".", 1)[-1].lower() if "." in image.name else "jpg"
-            stored = default_storage.save(f"jobs/{job.pk}/inputs/{index:06d}.{suffix}", ContentFile(image.data))
-            inputs.append({"name": image.name[:300], "storage_name": stored})
-        job.config = {**config, "inputs": inputs}
-        job.save(update_fields=["config"])
-        job_event_record(job=job, kind=EventKind.QUEUED, payload={"config": {**config, "images": len(inputs)}})
-        _enqueue_on_commit(job)
+    stored = []
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                kind=JobKind.INFER,
+                owner=owner,
+                dataset=model_version.dataset,  # the version's own data set (the column is required)
+                model_version=model_version,
+                config=config,
+                epochs=0,
+                queue=config.get("queue", "gpu"),
+                priority=config.get("priority", 5),
+                max_attempts=settings.JOB_MAX_ATTEMPTS,
+            )
+            inputs = []
+            for index, image in enumerate(images):
+                suffix = image.name.rsplit(".", 1)[-1].lower() if "." in image.name else "jpg"
+                name = default_storage.save(f"jobs/{job.pk}/inputs/{index:06d}.{suffix}", ContentFile(image.data))
+                stored.append(name)
+                inputs.append({"name": image.name[:300], "storage_name": name})
+            job.config = {**config, "inputs": inputs}
+            job.save(update_fields=["config"])
+            _job_announce(job, {**config, "images": len(inputs)})
+    except Exception:
+        for name in stored:  # nothing half-written: no files without their job
+            default_storage.delete(name)
+        raise
     return job
 
 
@@ -191,6 +203,8 @@ def job_retry(*, job, owner):
     """Start a new job with the same configuration as a failed or cancelled one."""
     if job.status not in {JobStatus.FAILED, JobStatus.CANCELLED}:
         raise ConflictError(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
+    if job.kind == JobKind.INFER:
+        raise ConflictError("An inference job is not retried: send its images again as a new job.")
     if job.kind == JobKind.EXPORT:
         return export_job_create(
             owner=owner, model_version=job.model_version, export_format=job.config["format"], retry_of=job
