@@ -380,8 +380,10 @@ def test_a_failed_inference_job_is_not_retried_as_another_kind(queued, user):
 
 def test_stored_inputs_are_removed_when_the_job_cannot_be_created(user, version, media_root):
     inputs = [SimpleNamespace(name=f"{i}.jpg", data=datagen.sample_image_bytes(seed=i)) for i in range(2)]
-    with mock.patch("jobs.services._job_announce", side_effect=RuntimeError("broker down")):
-        with pytest.raises(RuntimeError):
-            job_services.inference_job_create(owner=user, model_version=version, images=inputs, config={})
+    with (
+        mock.patch("jobs.services._job_announce", side_effect=RuntimeError("broker down")),
+        pytest.raises(RuntimeError),
+    ):
+        job_services.inference_job_create(owner=user, model_version=version, images=inputs, config={})
     assert not Job.objects.exists()
     assert not any(media_root.rglob("*.jpg"))
