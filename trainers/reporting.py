@@ -1,10 +1,12 @@
 """HTTP callbacks from a trainer to the portal."""
 
+import contextlib
 import json
 import logging
 import queue
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -111,3 +113,27 @@ class PortalReporter:
         self._last_progress = now
         self.post("progress", **fields)
         return True
+
+
+def run_reported(reporter, work):
+    """Run a CLI's work and turn its outcome into an exit code the launcher understands.
+
+    Returns 0 when `work()` returned, 1 when it failed. A failure is reported to the
+    portal (after the events posted before it, in order); a refusal by the portal
+    (the job was cancelled, taken over or finished) stops the CLI without reporting.
+    """
+    try:
+        work()
+    except CallbackRefused as exc:
+        logger.error("the portal refused a callback, stopping: %s", exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
+        traceback.print_exc()
+        with contextlib.suppress(OSError, CallbackRefused):
+            reporter.flush()
+        try:
+            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
+        except (OSError, CallbackRefused):
+            logger.exception("could not report the failure")
+        return 1
+    return 0

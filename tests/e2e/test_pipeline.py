@@ -59,6 +59,23 @@ class FeedRecorder(threading.Thread):
                     return
 
 
+def upload_dataset(api, auth, archive, timeout=180):
+    """Upload a zip and wait for its ingest; returns the data set once it is ready."""
+    response = requests.post(
+        f"{api}/datasets/", headers=auth, data={"name": "shapes"}, files={"file": ("shapes.zip", archive)}
+    )
+    assert response.status_code == 201, response.text
+    dataset_id = response.json()["id"]
+    dataset = wait_for(
+        lambda: requests.get(f"{api}/datasets/{dataset_id}/", headers=auth).json(),
+        lambda d: d["status"] != "validating",
+        timeout,
+        "data set validation",
+    )
+    assert dataset["status"] == "ready", dataset
+    return dataset
+
+
 def admin_login(base, username, password):
     session = requests.Session()
     page = session.get(f"{base}/admin/login/")
@@ -97,19 +114,8 @@ def run_pipeline(stack):
     ).json()["token"]
 
     # 1. Upload a generated two-class data set; the worker validates it.
-    archive = datagen.detection_zip(train=24, val=8, size=64, seed=7)
-    response = requests.post(
-        f"{api}/datasets/", headers=auth, data={"name": "shapes"}, files={"file": ("shapes.zip", archive)}
-    )
-    assert response.status_code == 201, response.text
-    dataset_id = response.json()["id"]
-    dataset = wait_for(
-        lambda: requests.get(f"{api}/datasets/{dataset_id}/", headers=auth).json(),
-        lambda d: d["status"] != "validating",
-        120,
-        "data set validation",
-    )
-    assert dataset["status"] == "ready", dataset
+    dataset = upload_dataset(api, auth, datagen.detection_zip(train=24, val=8, size=64, seed=7))
+    dataset_id = dataset["id"]
     assert dataset["classes"] == ["square", "disc"]
     assert dataset["num_images"] == 32
 

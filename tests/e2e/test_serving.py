@@ -9,7 +9,7 @@ import requests
 
 from tests import datagen
 from tests.e2e.stack import running_stack
-from tests.e2e.test_pipeline import FeedRecorder, wait_for
+from tests.e2e.test_pipeline import FeedRecorder, upload_dataset, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -97,19 +97,7 @@ def run_serving(stack):
     image = datagen.sample_image_bytes()
 
     # Two versions of one registered model, trained side by side and approved by the reviewer.
-    archive = datagen.detection_zip(train=16, val=4, size=64, seed=11)
-    response = requests.post(
-        f"{api}/datasets/", headers=auth, data={"name": "shapes"}, files={"file": ("shapes.zip", archive)}
-    )
-    assert response.status_code == 201, response.text
-    dataset_id = response.json()["id"]
-    dataset = wait_for(
-        lambda: requests.get(f"{api}/datasets/{dataset_id}/", headers=auth).json(),
-        lambda d: d["status"] != "validating",
-        180,
-        "data set validation",
-    )
-    assert dataset["status"] == "ready", dataset
+    dataset_id = upload_dataset(api, auth, datagen.detection_zip(train=16, val=4, size=64, seed=11))["id"]
     jobs = [train_version(api, auth, dataset_id, seed) for seed in (1, 2)]
     first, second = (wait_for_job(api, auth, job_id) for job_id in jobs)
     for version_id in (first, second):

@@ -121,3 +121,30 @@ def test_posted_events_arrive_in_order_and_a_refusal_surfaces(portal_stub):
         reporter.flush()
     with pytest.raises(CallbackRefused):
         reporter.post("epoch", epoch=7)
+
+
+def test_run_reported_reports_a_failure_after_the_events_before_it(portal_stub):
+    from trainers.reporting import run_reported
+
+    url, recorder = portal_stub
+    reporter = PortalReporter(url, "tok", 1, retries=0)
+
+    def work():
+        reporter.post("epoch", epoch=1)
+        raise RuntimeError("out of memory")
+
+    assert run_reported(reporter, work) == 1
+    assert [body["type"] for _, body in recorder.received] == ["epoch", "failed"]
+    assert recorder.received[-1][1]["error"] == "RuntimeError: out of memory"
+
+
+def test_run_reported_stops_without_reporting_when_the_portal_refuses(portal_stub):
+    from trainers.reporting import run_reported
+
+    url, recorder = portal_stub
+    recorder.status = 409
+    reporter = PortalReporter(url, "tok", 1, retries=0)
+    assert run_reported(reporter, lambda: reporter.send("epoch", epoch=1)) == 1
+    assert [body["type"] for _, body in recorder.received] == ["epoch"]
+    recorder.status = 200
+    assert run_reported(reporter, lambda: None) == 0

@@ -11,13 +11,12 @@ Exit codes: 0 evaluated, 1 failed (reported), 2 bad configuration.
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 from trainers.config import ConfigError, EvaluateConfig  # noqa: E402
-from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+from trainers.reporting import PortalReporter, run_reported  # noqa: E402
 from trainers.ultralytics.train import normalise_metrics  # noqa: E402
 
 logger = logging.getLogger("trainers.ultralytics.evaluate")
@@ -253,19 +252,7 @@ def main(env=None):
         return 2
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(config.output_path) / ".ultralytics"))
     reporter = PortalReporter(config.callback_url, config.callback_token, config.fencing_token)
-    try:
-        evaluate(config, reporter)
-    except CallbackRefused as exc:
-        logger.error("the portal refused a callback, stopping: %s", exc)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
-        traceback.print_exc()
-        try:
-            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
-        except (OSError, CallbackRefused):
-            logger.exception("could not report the failure")
-        return 1
-    return 0
+    return run_reported(reporter, lambda: evaluate(config, reporter))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ import logging
 import os
 import shutil
 import sys
-import traceback
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 from trainers.config import CallbackConfig, ConfigError  # noqa: E402
-from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+from trainers.reporting import PortalReporter, run_reported  # noqa: E402
 
 logger = logging.getLogger("trainers.ultralytics.export")
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
@@ -53,21 +52,13 @@ def main(env=None):
         return 2
     os.environ.setdefault("YOLO_CONFIG_DIR", str(output / ".ultralytics"))
     reporter = PortalReporter(callback.callback_url, callback.callback_token, callback.fencing_token)
-    try:
+
+    def work():
         reporter.send("started", device=env.get("DEVICE", "") or "auto")
         path = export(checkpoint, fmt, output, imgsz=imgsz, device=env.get("DEVICE", ""))
         logger.info("exported %s", path)
-    except CallbackRefused as exc:
-        logger.error("the portal refused a callback, stopping: %s", exc)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
-        traceback.print_exc()
-        try:
-            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
-        except (OSError, CallbackRefused):
-            logger.exception("could not report the failure")
-        return 1
-    return 0
+
+    return run_reported(reporter, work)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 from trainers.config import CallbackConfig, ConfigError, _float, _int  # noqa: E402
-from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+from trainers.reporting import PortalReporter, run_reported  # noqa: E402
 
 logger = logging.getLogger("trainers.ultralytics.predict")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -113,7 +112,8 @@ def main(env=None):
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     reporter = PortalReporter(callback.callback_url, callback.callback_token, callback.fencing_token)
-    try:
+
+    def work():
         from ultralytics import YOLO
 
         model = YOLO(checkpoint)
@@ -132,17 +132,8 @@ def main(env=None):
         seconds = time.perf_counter() - started
         reporter.send("done", metrics={"images_per_second": len(images) / seconds if seconds else 0.0})
         logger.info("predicted %d images in %.2fs", len(images), seconds)
-    except CallbackRefused as exc:
-        logger.error("the portal refused a callback, stopping: %s", exc)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
-        traceback.print_exc()
-        try:
-            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
-        except (OSError, CallbackRefused):
-            logger.exception("could not report the failure")
-        return 1
-    return 0
+
+    return run_reported(reporter, work)
 
 
 if __name__ == "__main__":

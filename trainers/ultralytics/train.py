@@ -6,7 +6,6 @@ built from its YAML (``yolo11n`` means ``yolo11n.yaml``): nothing is downloaded.
 Exit codes: 0 trained, 1 failed (reported), 2 bad configuration.
 """
 
-import contextlib
 import functools
 import hashlib
 import logging
@@ -14,14 +13,13 @@ import os
 import shutil
 import sys
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "true")  # no connectivity checks, no downloads
 
 from trainers.config import ConfigError, TrainConfig  # noqa: E402
-from trainers.reporting import CallbackRefused, PortalReporter  # noqa: E402
+from trainers.reporting import PortalReporter, run_reported  # noqa: E402
 
 logger = logging.getLogger("trainers.ultralytics.train")
 
@@ -264,23 +262,13 @@ def main(env=None):
         return 2
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(config.output_path) / ".ultralytics"))
     reporter = PortalReporter(config.callback_url, config.callback_token, config.fencing_token)
-    try:
+
+    def work():
         metrics = train(config, reporter)
         reporter.flush()
-    except CallbackRefused as exc:
-        logger.error("the portal refused a callback, stopping: %s", exc)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, then the exit code says it
-        traceback.print_exc()
-        with contextlib.suppress(OSError, CallbackRefused):
-            reporter.flush()  # the epochs before the failure first, in order
-        try:
-            reporter.send("failed", error=f"{type(exc).__name__}: {exc}")
-        except (OSError, CallbackRefused):
-            logger.exception("could not report the failure")
-        return 1
-    reporter.send("done", metrics=metrics)
-    return 0
+        reporter.send("done", metrics=metrics)
+
+    return run_reported(reporter, work)
 
 
 if __name__ == "__main__":
