@@ -8,6 +8,7 @@ export PORT FLOWER_PORT
 
 venv:
 	@scripts/ensure-venv.sh
+	@scripts/ensure-assets.sh
 
 run: venv
 	@scripts/run.sh
