@@ -1,4 +1,4 @@
-"""Training pages of the dashboard (placeholder until the training pages land)."""
+"""The training pages of the dashboard: list, new training, one job."""
 
 from django.urls import path
 
