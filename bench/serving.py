@@ -123,19 +123,33 @@ def main():
             response.raise_for_status()
             return (time.perf_counter() - started) * 1000
 
+        # The model server alone (what the portal forwards to), to split the added time in two.
+        lookup = f"Endpoint.objects.get(slug='{slug}').current_deployment.server_url"
+        printed = stack.manage("shell", "-c", f"from serving.models import Endpoint; print({lookup})").stdout
+        server_url = printed.strip().splitlines()[-1]
+        direct = requests.Session()
+
+        def server_once(data):
+            started = time.perf_counter()
+            response = direct.post(f"{server_url}/predict", data=data)
+            response.raise_for_status()
+            return (time.perf_counter() - started) * 1000
+
         def bare_once(data):
             started = time.perf_counter()
             with Image.open(io.BytesIO(data)) as image:
                 model.predict(image.convert("RGB"), verbose=False)
             return (time.perf_counter() - started) * 1000
 
-        for data in images[:10]:  # warm both paths
+        for data in images[:10]:  # warm every path
             portal_once(data)
+            server_once(data)
             bare_once(data)
-        portal_ms, bare_ms = [], []
-        for i in range(args.requests):  # interleaved, so load on the machine hits both alike
+        portal_ms, server_ms, bare_ms = [], [], []
+        for i in range(args.requests):  # interleaved, so load on the machine hits all alike
             data = images[i % len(images)]
             portal_ms.append(portal_once(data))
+            server_ms.append(server_once(data))
             bare_ms.append(bare_once(data))
 
         started = time.perf_counter()
@@ -167,8 +181,10 @@ def main():
 
     p50p, p99p = statistics.median(portal_ms), percentile(portal_ms, 0.99)
     p50b, p99b = statistics.median(bare_ms), percentile(bare_ms, 0.99)
+    p50s, p99s = statistics.median(server_ms), percentile(server_ms, 0.99)
     print(f"\npredict, {args.requests} requests of {args.imgsz}x{args.imgsz} JPEGs, CPU, one at a time:")
     print(f"  in-process model.predict  p50 {p50b:7.2f} ms  p99 {p99b:7.2f} ms")
+    print(f"  model server, direct      p50 {p50s:7.2f} ms  p99 {p99s:7.2f} ms")
     print(f"  portal endpoint           p50 {p50p:7.2f} ms  p99 {p99p:7.2f} ms")
     print(
         f"  added                     p50 {p50p - p50b:+7.2f} ms  p99 {p99p - p99b:+7.2f} ms  "

@@ -15,10 +15,11 @@ from datasets.routing import websocket_urlpatterns as dataset_websocket_urlpatte
 from jobs.routing import websocket_urlpatterns  # noqa: E402
 from notifications.routing import websocket_urlpatterns as notification_websocket_urlpatterns  # noqa: E402
 from portal.ws_auth import TokenAuthMiddleware  # noqa: E402
+from serving.fast_path import PredictFastPath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": PredictFastPath(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
                 TokenAuthMiddleware(

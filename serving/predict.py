@@ -27,6 +27,9 @@ ALLOWED_CONTENT_TYPES = {
     "application/octet-stream",
 }
 _session = requests.Session()  # one pooled keep-alive connection per model server
+# Model servers are on the cluster's own addresses: no proxy applies, and reading the
+# proxy variables from the environment on every request cost more than the forward itself.
+_session.trust_env = False
 
 
 class ServiceUnavailable(ApplicationError):
@@ -90,18 +93,25 @@ def _answer(response, data, annotated):
     return result
 
 
-def _record(deployment, started, error):
+def _record(deployment, started, error, defer=None):
+    """Count the request in the deployment's usage; with `defer`, hand the write to the caller to run later."""
     if deployment is None:
         return
-    try:
-        services.deployment_usage_record(
-            deployment_id=deployment.pk, latency_ms=(time.perf_counter() - started) * 1000, error=error
-        )
-    except Exception:  # usage is best effort: never fail a prediction for its bookkeeping
-        logger.exception("could not record usage of deployment %s", deployment.pk)
+    latency_ms = (time.perf_counter() - started) * 1000
+
+    def write():
+        try:
+            services.deployment_usage_record(deployment_id=deployment.pk, latency_ms=latency_ms, error=error)
+        except Exception:  # usage is best effort: never fail a prediction for its bookkeeping
+            logger.exception("could not record usage of deployment %s", deployment.pk)
+
+    if defer is None:
+        write()
+    else:
+        defer(write)
 
 
-def _predict(deployment, data, *, params, annotated, endpoint_id=None):
+def _predict(deployment, data, *, params, annotated, endpoint_id=None, defer=None):
     started = time.perf_counter()
     try:
         image_check(data)
@@ -121,22 +131,27 @@ def _predict(deployment, data, *, params, annotated, endpoint_id=None):
         result = _answer(response, data, annotated)
     except ApplicationError as exc:
         if isinstance(exc, ServiceUnavailable) or exc.code == "bad_image":
-            _record(deployment, started, error=True)
+            _record(deployment, started, error=True, defer=defer)
         raise
-    _record(deployment, started, error=False)
+    _record(deployment, started, error=False, defer=defer)
     result.setdefault("deployment", deployment.pk)
     result.setdefault("model_version", deployment.model_version_id)
     return result
 
 
-def deployment_predict(*, deployment, data, conf=None, iou=None, max_det=None, classes=None, annotated=False):
-    """Predict on one deployment (by id): no retry elsewhere."""
+def deployment_predict(
+    *, deployment, data, conf=None, iou=None, max_det=None, classes=None, annotated=False, defer=None
+):
+    """Predict on one deployment (by id): no retry elsewhere.
+
+    `defer`, when given, receives the usage write instead of it running before the answer.
+    """
     if deployment.status != DeploymentStatus.ACTIVE or not deployment.server_url:
         raise ServiceUnavailable(f"Deployment {deployment.pk} is {deployment.status}.")
-    return _predict(deployment, data, params=_params(conf, iou, max_det, classes), annotated=annotated)
+    return _predict(deployment, data, params=_params(conf, iou, max_det, classes), annotated=annotated, defer=defer)
 
 
-def endpoint_predict(*, endpoint, data, conf=None, iou=None, max_det=None, classes=None, annotated=False):
+def endpoint_predict(*, endpoint, data, conf=None, iou=None, max_det=None, classes=None, annotated=False, defer=None):
     """Predict on whatever the endpoint serves now; a server that went away mid-switch is retried once.
 
     `endpoint` comes with its current deployment, read in this request (`selectors.endpoint_list`).
@@ -146,5 +161,10 @@ def endpoint_predict(*, endpoint, data, conf=None, iou=None, max_det=None, class
         state = "nothing" if deployment is None else f"deployment {deployment.pk}, which is {deployment.status}"
         raise ServiceUnavailable(f"Endpoint {endpoint.slug} serves {state}.")
     return _predict(
-        deployment, data, params=_params(conf, iou, max_det, classes), annotated=annotated, endpoint_id=endpoint.pk
+        deployment,
+        data,
+        params=_params(conf, iou, max_det, classes),
+        annotated=annotated,
+        endpoint_id=endpoint.pk,
+        defer=defer,
     )
