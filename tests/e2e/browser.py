@@ -43,6 +43,7 @@ def watched_page(context):
     page.script_errors = []
     page.failed_responses = []
     page.on("pageerror", lambda error: page.script_errors.append(str(error)))
+
     def check(response):
         if _bad(response):
             page.failed_responses.append(f"{response.status} {response.url}")
