@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -96,12 +97,61 @@ def trained_deployment(stack, imgsz):
     return api, auth, version_id, deployment["endpoint"], weights
 
 
+@contextmanager
+def model_server(checkpoint, max_batch, workdir):
+    """The model server CLI on the checkpoint, with micro-batching up to `max_batch` images."""
+    import hashlib
+    import json
+    import subprocess
+
+    ready = workdir / f"ready-{max_batch}.json"
+    env = {
+        **os.environ,
+        "WEIGHTS": str(checkpoint),
+        "EXPECTED_SHA256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        "PORT": "0",
+        "READY_FILE": str(ready),
+        "DEVICE": "cpu",
+        "MAX_BATCH": str(max_batch),
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "trainers.ultralytics.serve"], env=env, cwd=workdir)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the model server did not start")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def concurrent_rate(url, images, clients, per_client):
+    """Images per second with `clients` threads each sending `per_client` requests one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def client(offset):
+        session = requests.Session()
+        for i in range(per_client):
+            session.post(f"{url}/predict", data=images[(offset + i) % len(images)]).raise_for_status()
+
+    with ThreadPoolExecutor(clients) as pool:  # warm-up round
+        list(pool.map(client, range(clients)))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return clients * per_client / (time.perf_counter() - started)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--job-images", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--imgsz", type=int, default=64, help="training size, and the size of the images")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the micro-batching run")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "true")
     images = [datagen.sample_image_bytes(size=args.imgsz, seed=i) for i in range(args.job_images)]
@@ -179,6 +229,11 @@ def main():
             model.predict(decoded(images[start : start + args.batch]), verbose=False)
         bare_rate = len(images) / (time.perf_counter() - started)
 
+        rates = {}
+        for max_batch in (1, 8):  # the same server, batching off and on, under the same concurrent load
+            with model_server(checkpoint, max_batch, Path(tmp)) as server:
+                rates[max_batch] = concurrent_rate(server, images, args.clients, 25)
+
     p50p, p99p = statistics.median(portal_ms), percentile(portal_ms, 0.99)
     p50b, p99b = statistics.median(bare_ms), percentile(bare_ms, 0.99)
     p50s, p99s = statistics.median(server_ms), percentile(server_ms, 0.99)
@@ -197,6 +252,9 @@ def main():
         f"  inference job (request to completed, queueing and storage included) "
         f"{len(images) / job_wall:8.1f} images/s  ratio {len(images) / job_wall / bare_rate:.2f}x"
     )
+    print(f"model server under {args.clients} concurrent clients (micro-batching):")
+    print(f"  one image per model call   {rates[1]:8.1f} images/s")
+    print(f"  batches of up to 8         {rates[8]:8.1f} images/s  ratio {rates[8] / rates[1]:.2f}x")
     print(
         f"goals: added p50 <= 10 ms: {'met' if p50p - p50b <= 10 else 'NOT met'}; added p99 <= 20 ms: "
         f"{'met' if p99p - p99b <= 20 else 'NOT met'}; "

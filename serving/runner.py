@@ -70,6 +70,8 @@ def deployment_start(deployment_id):
             "PORT": "0",
             "READY_FILE": str(ready_file),
             "SHUTDOWN_TOKEN": deployment.shutdown_token,
+            "MAX_BATCH": str(settings.SERVING_MAX_BATCH),
+            "BATCH_WAIT_MS": str(settings.SERVING_BATCH_WAIT_MS),
         }
     )
     log = open(run_dir / "server.log", "ab")  # noqa: SIM115 - the server outlives this function

@@ -257,6 +257,10 @@ PREDICT_MAX_IMAGE_BYTES = env.int("PREDICT_MAX_IMAGE_BYTES", default=20 * 1024**
 # (requests already routed to it finish; the server itself also waits for its in-flight requests).
 SERVING_DRAIN_SECONDS = env.float("SERVING_DRAIN_SECONDS", default=2.0)
 SERVING_USAGE_WINDOW_MINUTES = env.int("SERVING_USAGE_WINDOW_MINUTES", default=60)
+# Micro-batching in the model server: requests queued together are predicted in one call, up to
+# this many images; a batch waits this long for more (0: only what is already queued, no added latency).
+SERVING_MAX_BATCH = env.int("SERVING_MAX_BATCH", default=8)
+SERVING_BATCH_WAIT_MS = env.float("SERVING_BATCH_WAIT_MS", default=0.0)
 INFERENCE_MAX_IMAGES = env.int("INFERENCE_MAX_IMAGES", default=1000)
 # Files in one multipart request (Django's default is 100): an inference job's images; more go in a zip.
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=1000)

@@ -96,3 +96,115 @@ def test_replies_are_not_held_back_by_nagles_algorithm():
     handler = make_handler(SlowPredictor(0), "ab" * 32, "secret", [])
 
     assert handler.disable_nagle_algorithm is True
+
+
+# --- micro-batching in the real Predictor (a stand-in model: the batching is what is tested)
+
+
+class CountingModel:
+    """Answers each image with one box whose confidence encodes the image's width; records each call."""
+
+    names = {0: "square"}
+
+    def __init__(self, seconds=0.0):
+        self.seconds = seconds
+        self.calls = []
+
+    def predict(self, images, **options):
+        import torch
+
+        self.calls.append((len(images), options))
+        time.sleep(self.seconds)
+        results = []
+        for image in images:
+            width = image.size[0]
+            boxes = type(
+                "Boxes",
+                (),
+                {
+                    "xyxy": torch.tensor([[0.0, 0.0, float(width), 1.0]]),
+                    "conf": torch.tensor([width / 1000]),
+                    "cls": torch.tensor([0.0]),
+                },
+            )
+            results.append(type("Result", (), {"boxes": boxes})())
+        return results
+
+
+def test_concurrent_requests_are_predicted_together_and_each_gets_its_own_answer():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from trainers.ultralytics.serve import Predictor
+
+    model = CountingModel(seconds=0.2)
+    predictor = Predictor(None, model=model, max_batch=8)
+    model.calls.clear()  # the warm-up
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(predictor.predict, Image.new("RGB", (100, 10)))  # occupies the model
+        time.sleep(0.05)
+        rest = [pool.submit(predictor.predict, Image.new("RGB", (101 + i, 10))) for i in range(6)]
+        answers = [first.result(5)] + [future.result(5) for future in rest]
+
+    assert [round(a["predictions"][0]["bbox"][2]) for a in answers] == [100, 101, 102, 103, 104, 105, 106]
+    assert [size for size, _ in model.calls] == [1, 6]  # the six that queued meanwhile went in one call
+    assert answers[-1]["batch_size"] == 6
+
+
+def test_requests_with_other_options_are_not_mixed_into_a_batch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from trainers.ultralytics.serve import Predictor
+
+    model = CountingModel(seconds=0.2)
+    predictor = Predictor(None, model=model, max_batch=8)
+    model.calls.clear()
+
+    with ThreadPoolExecutor(8) as pool:
+        blocker = pool.submit(predictor.predict, Image.new("RGB", (50, 10)))
+        time.sleep(0.05)
+        low = [pool.submit(predictor.predict, Image.new("RGB", (60, 10)), conf=0.1) for _ in range(2)]
+        high = [pool.submit(predictor.predict, Image.new("RGB", (70, 10)), conf=0.9) for _ in range(2)]
+        for future in [blocker, *low, *high]:
+            future.result(5)
+
+    later = model.calls[1:]
+    assert sorted((size, options["conf"]) for size, options in later) == [(2, 0.1), (2, 0.9)]
+
+
+def test_max_batch_one_predicts_one_image_per_call():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from trainers.ultralytics.serve import Predictor
+
+    model = CountingModel(seconds=0.05)
+    predictor = Predictor(None, model=model, max_batch=1)
+    model.calls.clear()
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(predictor.predict, Image.new("RGB", (80, 10))) for _ in range(4)]:
+            future.result(5)
+
+    assert [size for size, _ in model.calls] == [1, 1, 1, 1]
+
+
+def test_a_failing_model_call_fails_every_request_of_its_batch_and_the_next_still_works():
+    from PIL import Image
+
+    from trainers.ultralytics.serve import Predictor
+
+    model = CountingModel()
+    predictor = Predictor(None, model=model)
+    original = model.predict
+    model.predict = lambda images, **options: (_ for _ in ()).throw(RuntimeError("CUDA out of memory"))
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predictor.predict(Image.new("RGB", (10, 10)))
+    model.predict = original
+    assert predictor.predict(Image.new("RGB", (10, 10)))["predictions"]

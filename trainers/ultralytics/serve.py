@@ -7,6 +7,8 @@ Run as ``python -m trainers.ultralytics.serve`` with:
   READY_FILE       where to write {"port": N} once the model is loaded
   SHUTDOWN_TOKEN   secret that POST /shutdown must carry
   DEVICE           cpu, cuda:0, ... (default: Ultralytics' choice)
+  MAX_BATCH        most images predicted in one model call (default 8; 1 turns batching off)
+  BATCH_WAIT_MS    how long a batch waits for more requests (default 0: only those already queued)
 
 Endpoints: GET /health; POST /predict?conf=&iou=&max_det=&classes=0,2 with the
 image bytes as the body; POST /shutdown with ``Authorization: Bearer <token>``.
@@ -22,6 +24,7 @@ import io
 import json
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -69,15 +72,28 @@ def file_sha256(path):
 
 
 class Predictor:
-    """A loaded model; predictions are serialised because a YOLO model is not thread-safe."""
+    """A loaded model behind a micro-batcher: requests that wait together are predicted together.
 
-    def __init__(self, weights, device=""):
-        from ultralytics import YOLO
+    A YOLO model is not thread-safe, so one thread runs it. It takes the oldest request and,
+    without waiting (or up to `batch_wait_ms` when set), every other queued request with the same
+    options, up to `max_batch` images, and predicts them in one call. Under no load a batch is one
+    image and adds no latency; under concurrent load the model's batched throughput is used.
+    """
 
-        self.model = YOLO(weights)
+    def __init__(self, weights, device="", *, max_batch=8, batch_wait_ms=0.0, model=None):
+        if model is None:
+            from ultralytics import YOLO
+
+            model = YOLO(weights)
+        self.model = model
         self.device = device or None
         self.names = self.model.names
-        self._lock = threading.Lock()
+        self.max_batch = max(1, int(max_batch))
+        self.batch_wait = max(0.0, float(batch_wait_ms)) / 1000
+        self.batch_sizes = []  # of the last batches run, for tests and logs
+        self._queue = queue.SimpleQueue()
+        self._held = []  # requests whose options differ from the batch being gathered
+        threading.Thread(target=self._run, name="predictor", daemon=True).start()
         self._warm_up()
 
     def _warm_up(self):
@@ -87,13 +103,63 @@ class Predictor:
         self.predict(Image.new("RGB", (64, 64)))
 
     def predict(self, image, *, conf=0.25, iou=0.7, max_det=300, classes=None):
-        started = time.perf_counter()
-        with self._lock:
-            result = self.model.predict(
-                image, conf=conf, iou=iou, max_det=max_det, classes=classes, device=self.device, verbose=False
-            )[0]
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        return {"predictions": predictions_of(result, self.names), "inference_time_ms": round(elapsed_ms, 3)}
+        options = {"conf": conf, "iou": iou, "max_det": max_det, "classes": classes}
+        request = _Request(image, options)
+        self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _next_batch(self):
+        first = self._held.pop(0) if self._held else self._queue.get()
+        batch, key = [first], first.key
+        still_held = []
+        for request in self._held:
+            (batch if request.key == key and len(batch) < self.max_batch else still_held).append(request)
+        self._held = still_held
+        deadline = time.perf_counter() + self.batch_wait
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                request = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            (batch if request.key == key else self._held).append(request)
+        return batch
+
+    def _run(self):
+        while True:
+            batch = self._next_batch()
+            started = time.perf_counter()
+            try:
+                results = self.model.predict(
+                    [request.image for request in batch], device=self.device, verbose=False, **batch[0].options
+                )
+            except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
+                for request in batch:
+                    request.error = exc
+                    request.done.set()
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.batch_sizes = [*self.batch_sizes[-99:], len(batch)]
+            for request, result in zip(batch, results, strict=True):
+                request.result = {
+                    "predictions": predictions_of(result, self.names),
+                    "inference_time_ms": round(elapsed_ms, 3),
+                    "batch_size": len(batch),
+                }
+                request.done.set()
+
+
+class _Request:
+    def __init__(self, image, options):
+        self.image = image
+        self.options = options
+        self.key = json.dumps(options, sort_keys=True)
+        self.done = threading.Event()
+        self.result = None
+        self.error = None
 
 
 def _query_float(query, key, default, low, high):
@@ -190,7 +256,12 @@ def main():
     if actual != expected:
         print(f"refusing {weights}: sha256 {actual} is not the pinned {expected}", file=sys.stderr)
         return 3
-    predictor = Predictor(weights, os.environ.get("DEVICE", ""))
+    predictor = Predictor(
+        weights,
+        os.environ.get("DEVICE", ""),
+        max_batch=int(os.environ.get("MAX_BATCH", "8")),
+        batch_wait_ms=float(os.environ.get("BATCH_WAIT_MS", "0")),
+    )
     server_ref = []
     in_flight = InFlight()
     handler = make_handler(predictor, actual, os.environ.get("SHUTDOWN_TOKEN", ""), server_ref, in_flight)
