@@ -86,3 +86,34 @@ def inference_job_list(*, user):
 
 def inference_result_list(*, job):
     return job.inference_results.order_by("index")
+
+
+def deployable_version_list(*, user, registered_model=None):
+    """Approved versions the user may deploy: their own (staff: any), newest first."""
+    from models_registry.models import ModelVersion
+
+    queryset = ModelVersion.objects.filter(review_status=ReviewStatus.APPROVED).select_related("registered_model")
+    if not user.is_staff:
+        queryset = queryset.filter(created_by=user)
+    if registered_model is not None:
+        queryset = queryset.filter(registered_model=registered_model)
+    return queryset.order_by("registered_model__name", "-number")
+
+
+def endpoint_usage_counts(*, endpoints, minutes=None):
+    """Requests and errors per endpoint id over the last `minutes`, summed over all its deployments."""
+    from django.db.models import Sum
+
+    minutes = minutes or settings.SERVING_USAGE_WINDOW_MINUTES
+    since = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    rows = (
+        DeploymentUsage.objects.filter(deployment__endpoint__in=endpoints, minute__gte=since)
+        .values("deployment__endpoint")
+        .annotate(requests=Sum("request_count"), errors=Sum("error_count"))
+    )
+    return {row["deployment__endpoint"]: {"requests": row["requests"], "errors": row["errors"]} for row in rows}
+
+
+def endpoint_deployment_history(*, endpoint, limit=20):
+    """The endpoint's newest deployments, starting ones included (the endpoint points to them once active)."""
+    return endpoint.deployments.select_related("model_version").order_by("-created_at", "-id")[:limit]
