@@ -15,11 +15,17 @@ from portal.errors import ApplicationError
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="Told to the model's owner.")
+    # The review buttons sit inside the admin's change form; a form cannot nest in another, so
+    # the fields name their own form (rendered after the change form) with the `form` attribute.
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "form": "reject-review"}), help_text="Told to the model's owner."
+    )
 
 
 class ApproveForm(forms.Form):
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Optional.")
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "form": "approve-review"}), required=False, help_text="Optional."
+    )
 
 
 class ModelVersionEventInline(admin.TabularInline):

@@ -87,8 +87,10 @@ const Portal = (() => {
   }
 
   // One WebSocket feed: the server sends a snapshot on connect, then events. On a drop we
-  // reconnect with backoff; the new connection's snapshot resyncs whatever was missed.
-  function live(path, { onSnapshot, onEvent, onState } = {}) {
+  // reconnect with backoff; the new connection's snapshot resyncs whatever was missed. The page
+  // also asks for a snapshot every `resyncEvery` ms: an event broadcast from another process is
+  // lost on the embedded in-memory channel layer (and any broadcast can be lost), the database is not.
+  function live(path, { onSnapshot, onEvent, onState, resyncEvery = 4000 } = {}) {
     let socket = null;
     let delay = 1000;
     let closed = false;
@@ -132,10 +134,16 @@ const Portal = (() => {
     });
     state("connecting", "connecting");
     connect();
+    const resyncTimer = resyncEvery
+      ? setInterval(() => {
+          if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "resync" }));
+        }, resyncEvery)
+      : null;
     return {
       close() {
         closed = true;
         clearTimeout(timer);
+        clearInterval(resyncTimer);
         if (socket) socket.close();
         state("closed", "finished");
       },

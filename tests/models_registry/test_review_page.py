@@ -305,12 +305,16 @@ def test_a_reviewer_who_did_not_train_it_sees_approve_and_reject(client, reviewe
 
     text = page_text(client.get(change_url(version)))
 
-    assert f'<form method="post" action="{approve_url(version)}">' in text
-    assert f'<form method="post" action="{reject_url(version)}">' in text
-    assert 'value="Approve"' in text
-    assert 'value="Reject"' in text
-    assert 'name="note"' in text
-    assert 'name="reason"' in text
+    approve_form = f'<form id="approve-review" method="post" action="{approve_url(version)}">'
+    reject_form = f'<form id="reject-review" method="post" action="{reject_url(version)}">'
+    # A form nested in the admin's change form would be dropped by the browser (the buttons would
+    # submit the change form): the review forms come after it, and the fields point to them.
+    change_form_end = text.index("</form>", text.index('id="modelversion_form"'))
+    assert text.index(approve_form) > change_form_end and text.index(reject_form) > change_form_end
+    assert 'value="Approve" name="approve" form="approve-review"' in text
+    assert 'value="Reject" name="reject" form="reject-review"' in text
+    assert 'name="note"' in text and 'form="approve-review"' in text
+    assert 'name="reason"' in text and 'form="reject-review"' in text
     assert "You trained this version" not in text
 
 
