@@ -42,6 +42,7 @@ def watched_page(context):
     page = context.new_page()
     page.script_errors = []
     page.failed_responses = []
+    page.accessibility_problems = []
     page.on("pageerror", lambda error: page.script_errors.append(str(error)))
 
     def check(response):
@@ -64,8 +65,26 @@ def sign_in(page, base_url, username, password):
     page.wait_for_url(lambda url: "/login/" not in url)
 
 
-def screenshot(page, name):
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # installed from npm by scripts/ensure-assets.sh
+
+
+def accessibility_problems(page):
+    """Serious and critical WCAG 2 A/AA violations that axe-core finds on the page as it is now."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa"]}}))
+            .violations.filter((v) => ["serious", "critical"].includes(v.impact))
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`)"""
+    )
+    return [f"{page.url}: {violation}" for violation in violations]
+
+
+def screenshot(page, name, *, audit=True):
+    """Save the page as a PNG; with `audit`, also record axe-core's findings on `page.accessibility_problems`."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if audit and hasattr(page, "accessibility_problems"):
+        page.accessibility_problems.extend(accessibility_problems(page))
     return path

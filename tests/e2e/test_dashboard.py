@@ -49,7 +49,7 @@ def check_narrow(page, name):
     page.wait_for_timeout(500)  # charts redraw for the new size on the next frames
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     culprits = page.evaluate(WIDER_THAN_SCREEN)
-    screenshot(page, f"{name}-narrow")
+    screenshot(page, f"{name}-narrow", audit=False)
     page.set_viewport_size(size)
     assert overflow <= 0, f"{name} is {overflow}px wider than a 390px screen: {culprits}"
 
@@ -182,7 +182,7 @@ def test_a_new_user_goes_from_data_set_to_predictions_in_the_browser(stack, tmp_
         try:
             page.wait_for_url(lambda url: url.rstrip("/").split("/")[-1].isdigit(), timeout=60_000)
         except Exception:
-            screenshot(page, "failure-inference")
+            screenshot(page, "failure-inference", audit=False)
             raise AssertionError(f"no inference job page: {page.locator('#inference-status').inner_text()}") from None
         page.locator("#job-status", has_text="completed").wait_for(timeout=300_000)
         page.locator("#results figure").nth(2).wait_for()
@@ -193,6 +193,7 @@ def test_a_new_user_goes_from_data_set_to_predictions_in_the_browser(stack, tmp_
         page.goto(f"{stack.url}/")
         screenshot(page, "16-home")
 
+        assert page.accessibility_problems == [], "\n".join(page.accessibility_problems)
         assert page.script_errors == [], page.script_errors
         assert page.failed_responses == [], page.failed_responses
         assert reviewer.script_errors == []

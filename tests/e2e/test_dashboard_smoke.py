@@ -47,3 +47,17 @@ def test_sign_in_home_and_sign_out(stack):
         page.goto(f"{stack.url}/")
         assert "/login/" in page.url
         assert page.script_errors == [] and page.failed_responses == []
+        assert page.accessibility_problems == [], page.accessibility_problems
+
+
+def test_the_accessibility_audit_finds_what_it_exists_to_find():
+    """The dashboard tests assert axe-core finds nothing: here it must find the four planted problems."""
+    from tests.e2e.browser import accessibility_problems
+
+    with chromium() as context:
+        page = context.new_page()
+        page.set_content("<html lang=en><body><main><img src=x.png><input><button></button></main></body></html>")
+        found = " ".join(accessibility_problems(page))
+
+    for rule in ("image-alt", "label", "button-name", "document-title"):
+        assert rule in found, found
