@@ -275,7 +275,7 @@ class JobRun:
                     "IOU_THRESHOLD": str(config.get("iou", 0.7)),
                     "MAX_DET": str(config.get("max_det", 300)),
                     "CLASSES": ",".join(str(c) for c in config.get("classes") or []),
-                    "REPORT_EVERY": str(config.get("report_every", 16)),
+                    "REPORT_EVERY": str(config.get("report_every", 256)),
                 }
             )
             return env, "trainers.ultralytics.predict"

@@ -76,3 +76,13 @@ def image_upload():
         return SimpleUploadedFile(name, datagen.sample_image_bytes() if data is None else data, content_type)
 
     return make
+
+
+@pytest.fixture
+def browser(user):
+    """Django's test client signed in as `user`, for the dashboard's pages."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

@@ -1,19 +1,11 @@
 """The dashboard pages: a user's list with the upload form, and a data set's report, statistics and gallery."""
 
 import pytest
-from django.test import Client
 
 from datasets.choices import DatasetStatus
 from tests import datagen
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_list_shows_only_the_users_data_sets(browser, user, other_user, ingested):

@@ -1,6 +1,7 @@
-"""The whole flow in Debian's Chromium, through the dashboard only: sign in, upload a data set and read its
-report, start a training and watch it live (no reload), see the version wait for review, a reviewer approves it
-in the admin, deploy it, use the playground, run an inference job. Every page is saved as a screenshot."""
+"""The dashboard in Debian's Chromium. Signing in and out, the assets from npm, the accessibility audit; and the
+whole flow through the dashboard only: upload a data set and read its report, start a training and watch it live
+(no reload), see the version wait for review, a reviewer approves it in the admin, deploy it, use the playground,
+run an inference job. Every page is saved as a screenshot."""
 
 import pytest
 import requests
@@ -208,3 +209,49 @@ def api_version_id(stack, model_name):
         "results"
     ]
     return next(v["id"] for v in versions if v["registered_model"] == model_name)
+
+
+def test_sign_in_home_and_sign_out(stack):
+    with chromium() as context:
+        page = watched_page(context)
+        page.goto(f"{stack.url}/training/")
+        assert "/login/" in page.url  # the dashboard needs a session
+
+        page.get_by_label("User name").fill("owner")
+        page.get_by_label("Password").fill("wrong-password")
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").first.inner_text().startswith("That user name and password")
+
+        sign_in(page, stack.url, "owner", "owner-pw-123")
+        assert page.get_by_role("heading", level=1).inner_text() == "Hello, owner"
+        # Pico CSS (from npm) is applied: buttons get its primary colour, not the browser's grey.
+        background = page.get_by_role("button", name="Upload a data set").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        assert background not in ("rgba(0, 0, 0, 0)", "rgb(239, 239, 239)")
+        screenshot(page, "00-home")
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        screenshot(page, "00-home-narrow")
+
+        page.get_by_role("button", name="Sign out owner").click()
+        page.wait_for_url(lambda url: "/login/" in url)
+        page.goto(f"{stack.url}/")
+        assert "/login/" in page.url
+        assert page.script_errors == [] and page.failed_responses == []
+        assert page.accessibility_problems == [], page.accessibility_problems
+
+
+def test_the_accessibility_audit_finds_what_it_exists_to_find():
+    """The dashboard tests assert axe-core finds nothing: here it must find the four planted problems."""
+    from tests.e2e.browser import accessibility_problems
+
+    with chromium() as context:
+        page = context.new_page()
+        page.set_content("<html lang=en><body><main><img src=x.png><input><button></button></main></body></html>")
+        found = " ".join(accessibility_problems(page))
+
+    for rule in ("image-alt", "label", "button-name", "document-title"):
+        assert rule in found, found

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from datasets.choices import DatasetStatus
 from jobs.choices import EventKind, JobStatus
@@ -14,13 +13,6 @@ from models_registry.models import BaseModel
 from tests.factories import DatasetFactory, ModelVersionFactory, TrainingJobFactory, ValidationJobFactory
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def epoch_event(job, epoch, map50, **metrics):

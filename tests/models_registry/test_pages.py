@@ -3,7 +3,6 @@
 import html
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from jobs.choices import JobStatus
@@ -12,13 +11,6 @@ from models_registry.choices import ReviewStatus
 from tests.factories import ModelVersionFactory, RegisteredModelFactory, TrainingJobFactory, ValidationJobFactory
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -325,7 +325,12 @@ def test_the_cli_predicts_in_batches_and_reports_unreadable_images(tmp_path):
     assert batches[1][1]["index"] == 5 and "unreadable" in batches[1][1]["error"]
 
 
-def test_the_cli_reports_results_in_batches_then_done(tmp_path):
+@pytest.mark.parametrize(
+    ("every", "seconds", "posted"),
+    [("2", "60", [2, 1]), ("100", "0", [2, 1]), ("100", "60", [3])],
+    ids=["by-count", "by-time", "at-the-end"],
+)
+def test_the_cli_reports_results_in_batches_then_done(tmp_path, every, seconds, posted):
     for index in range(3):
         (tmp_path / f"{index:06d}.jpg").write_bytes(datagen.sample_image_bytes(size=32, seed=index))
     env = {
@@ -336,7 +341,8 @@ def test_the_cli_reports_results_in_batches_then_done(tmp_path):
         "CHECKPOINT_PATH": "model.pt",
         "INPUT_DIR": str(tmp_path),
         "BATCH_SIZE": "2",
-        "REPORT_EVERY": "2",
+        "REPORT_EVERY": every,
+        "REPORT_SECONDS": seconds,
         "CLASSES": "1",
     }
     sent = []
@@ -349,11 +355,11 @@ def test_the_cli_reports_results_in_batches_then_done(tmp_path):
         assert predict_cli.main(env) == 0
 
     kinds = [kind for kind, _ in sent]
-    assert kinds == ["started", "predictions", "predictions", "done"]
+    assert kinds == ["started"] + ["predictions"] * len(posted) + ["done"]
     # No IMGSZ: the checkpoint's own training size (Ultralytics keeps it in the model's overrides).
     assert all("imgsz" not in options and options["classes"] == [1] for _, options in model.calls)
     assert [count for count, _ in model.calls] == [1, 2, 1]  # the warm-up, then two batches
-    assert [len(f["results"]) for kind, f in sent if kind == "predictions"] == [2, 1]
+    assert [len(f["results"]) for kind, f in sent if kind == "predictions"] == posted
     assert sent[-1][1]["metrics"]["images_per_second"] > 0
 
 

@@ -20,13 +20,6 @@ BOX = {"class_id": 1, "class_name": "disc", "confidence": 0.9, "bbox": [1.0, 2.0
 
 
 @pytest.fixture
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def no_tasks():
     with (
         mock.patch("serving.tasks.deployment_start_task.delay"),

@@ -5,7 +5,10 @@ CALLBACK_TOKEN, FENCING_TOKEN, CHECKPOINT_PATH, INPUT_DIR (images named by
 their index, e.g. ``000003.jpg``), and optionally DEVICE, IMGSZ (blank: the
 size the checkpoint was trained at), BATCH_SIZE,
 CONFIDENCE_THRESHOLD, IOU_THRESHOLD, MAX_DET, CLASSES (``0,2``) and
-REPORT_EVERY (images per ``predictions`` callback). An image that cannot be
+REPORT_EVERY and REPORT_SECONDS (a ``predictions`` callback goes out when this
+many results wait, or this long after the last one: default 256 and 1 s, so
+progress is live without a callback per batch competing with the model for the
+CPU). An image that cannot be
 read gets a result with an ``error`` instead of failing the job.
 Exit codes: 0 done, 1 failed (reported), 2 bad configuration.
 """
@@ -97,7 +100,8 @@ def main(env=None):
         checkpoint = env["CHECKPOINT_PATH"]
         images = input_images(env["INPUT_DIR"])
         batch_size = max(1, _int(env, "BATCH_SIZE", 16))
-        report_every = max(1, _int(env, "REPORT_EVERY", 16))
+        report_every = max(1, _int(env, "REPORT_EVERY", 256))
+        report_seconds = max(0.0, _float(env, "REPORT_SECONDS", 1.0))
         classes = [int(c) for c in env.get("CLASSES", "").split(",") if c.strip()] or None
         options = {
             "imgsz": _int(env, "IMGSZ", 0) or None,  # none: the size the checkpoint was trained at
@@ -119,13 +123,13 @@ def main(env=None):
         model = YOLO(checkpoint)
         warm_up(model, options)
         reporter.send("started", device=env.get("DEVICE", "") or "auto")
-        started = time.perf_counter()
+        started = last_report = time.perf_counter()
         pending = []
         for results in predict_batches(model, images, batch_size=batch_size, options=options):
             pending.extend(results)
-            if len(pending) >= report_every:
+            if len(pending) >= report_every or time.perf_counter() - last_report >= report_seconds:
                 reporter.post("predictions", results=pending)
-                pending = []
+                pending, last_report = [], time.perf_counter()
         if pending:
             reporter.post("predictions", results=pending)
         reporter.flush()
