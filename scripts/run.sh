@@ -36,6 +36,6 @@ pids+=($!)
 .venv/bin/celery -A portal flower --port="$FLOWER_PORT" --address=127.0.0.1 \
   --basic-auth="$FLOWER_USER:$FLOWER_PASSWORD" --loglevel WARNING &
 pids+=($!)
-echo "==> portal:  http://127.0.0.1:$PORT/api/v1/   admin: http://127.0.0.1:$PORT/admin/"
+echo "==> dashboard: http://127.0.0.1:$PORT/   API: http://127.0.0.1:$PORT/api/v1/   admin: http://127.0.0.1:$PORT/admin/"
 echo "==> flower:  http://127.0.0.1:$FLOWER_PORT/  (user $FLOWER_USER, password $FLOWER_PASSWORD)"
 wait -n "${pids[@]}"
