@@ -18,11 +18,17 @@ def _first_message(detail):
     return str(detail)
 
 
+def application_error_answer(exc):
+    """(status, body, headers) of the API's answer to a domain error."""
+    body = {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}}
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+    return exc.status_code, body, headers
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        body = {"code": exc.code, "message": exc.message, "fields": exc.fields}
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return Response({"error": body}, status=exc.status_code, headers=headers)
+        status_code, body, headers = application_error_answer(exc)
+        return Response(body, status=status_code, headers=headers or None)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -13,6 +13,7 @@ deployment, a form the serializer refuses) goes to Django unchanged, body
 included, so every error keeps the exact shape and status of the API.
 """
 
+import io
 import json
 import logging
 import re
@@ -129,13 +130,13 @@ class PredictFastPath:
 
     def _answer(self, scope, body, route, key):
         """(status, payload, extra headers, deferred work), or None to let Django answer."""
-        import io
-
         from rest_framework.authentication import TokenAuthentication
 
+        from portal.api_errors import application_error_answer
         from serving import selectors
         from serving.api.serializers import PredictSerializer
-        from serving.predict import content_type_check, deployment_predict, endpoint_predict
+        from serving.api.views import predict_arguments
+        from serving.predict import deployment_predict, endpoint_predict
 
         close_old_connections()
         try:
@@ -154,27 +155,17 @@ class PredictFastPath:
             serializer = PredictSerializer(data=data)
             if not serializer.is_valid():
                 return None
-            values = serializer.validated_data
             deferred = []
             try:
-                content_type_check(getattr(values["image"], "content_type", ""))
-                arguments = {
-                    "data": values["image"].read(),
-                    "conf": values.get("conf"),
-                    "iou": values.get("iou"),
-                    "max_det": values.get("max_det"),
-                    "classes": values.get("classes"),
-                    "annotated": values["annotated"],
-                    "defer": deferred.append,
-                }
+                arguments = {**predict_arguments(serializer.validated_data), "defer": deferred.append}
                 if kind == "endpoint":
                     result = endpoint_predict(endpoint=target, **arguments)
                 else:
                     result = deployment_predict(deployment=target, **arguments)
             except ApplicationError as exc:
-                headers = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
-                error = {"code": exc.code, "message": exc.message, "fields": exc.fields}
-                return exc.status_code, {"error": error}, headers, deferred or None
+                status, payload, headers = application_error_answer(exc)
+                encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+                return status, payload, encoded, deferred or None
             return 200, result, [], deferred or None
         except (AuthenticationFailed, DisallowedHost, RequestDataTooBig, MultiPartParserError):
             return None

@@ -25,10 +25,8 @@ def user_model_version(user, version_id):
     return version
 
 
-def _predict_arguments(request):
-    serializer = PredictSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
+def predict_arguments(data):
+    """The predict services' keyword arguments from a valid PredictSerializer's data (the image type checked)."""
     content_type_check(getattr(data["image"], "content_type", ""))
     return {
         "data": data["image"].read(),
@@ -38,6 +36,12 @@ def _predict_arguments(request):
         "classes": data.get("classes"),
         "annotated": data["annotated"],
     }
+
+
+def _predict_arguments(request):
+    serializer = PredictSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return predict_arguments(serializer.validated_data)
 
 
 def _usage(request, deployment):

@@ -108,8 +108,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (value !== "") body.append(name, value);
     }
     for (const box of form.querySelectorAll("input[name=classes]:checked")) body.append("classes", box.value);
-    button.disabled = true;
-    button.setAttribute("aria-busy", "true");
+    Portal.busy(button, true);
     summary.textContent = "Predicting…";
     try {
       const result = await Portal.api(form.dataset.predictPath, { method: "POST", form: body });
@@ -130,8 +129,7 @@ document.addEventListener("DOMContentLoaded", () => {
       showError(error.status ? readable(error) : error.message);
       document.dispatchEvent(new CustomEvent("playground:predicted", { detail: null }));
     } finally {
-      button.disabled = false;
-      button.removeAttribute("aria-busy");
+      Portal.busy(button, false);
     }
   });
 });

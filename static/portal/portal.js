@@ -77,6 +77,13 @@ const Portal = (() => {
     });
   }
 
+  // A button while its request runs: not clickable again, and announced as busy.
+  function busy(button, on) {
+    button.disabled = on;
+    if (on) button.setAttribute("aria-busy", "true");
+    else button.removeAttribute("aria-busy");
+  }
+
   function toast(message) {
     const box = document.getElementById("toast");
     if (!box) return;
@@ -203,6 +210,6 @@ const Portal = (() => {
     return span.innerHTML;
   }
 
-  return { api, upload, toast, live, duration, ago, colour, drawBoxes, escape, csrf };
+  return { api, upload, busy, toast, live, duration, ago, colour, drawBoxes, escape, csrf };
 })();
 window.Portal = Portal;

@@ -332,8 +332,8 @@ document.addEventListener("DOMContentLoaded", () => {
         else applyEvent(event);
       },
     });
-    // Lease and heartbeat move without events (the launcher renews the lease): refresh them now and then.
-    setInterval(() => feed && !state.terminal && feed.resync(), 15000);
+    // Lease and heartbeat move without events (the launcher renews the lease): Portal.live's periodic
+    // snapshot refreshes them.
   }
 
   const validation = document.getElementById("validation-job");
@@ -342,15 +342,13 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---- cancel and retry ---------------------------------------------------------------------
   async function act(button, question, url, done) {
     if (!window.confirm(question)) return;
-    button.disabled = true;
-    button.setAttribute("aria-busy", "true");
+    Portal.busy(button, true);
     try {
       done(await Portal.api(url, { method: "POST" }));
     } catch (error) {
       Portal.toast(error.message);
     } finally {
-      button.disabled = false;
-      button.removeAttribute("aria-busy");
+      Portal.busy(button, false);
     }
   }
 

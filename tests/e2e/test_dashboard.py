@@ -3,8 +3,11 @@ whole flow through the dashboard only: upload a data set and read its report, st
 (no reload), see the version wait for review, a reviewer approves it in the admin, deploy it, use the playground,
 run an inference job. Every page is saved as a screenshot."""
 
+import contextlib
+
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import datagen
 from tests.e2e.browser import chromium, chromium_missing, screenshot, sign_in, watched_page
@@ -47,7 +50,9 @@ def check_narrow(page, name):
     """On a phone-sized screen nothing is wider than the screen; saved as a screenshot too."""
     size = page.viewport_size
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(500)  # charts redraw for the new size on the next frames
+    # Charts redraw for the new size on the next frames: give them a moment to fit (measured just below).
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth", timeout=3000)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     culprits = page.evaluate(WIDER_THAN_SCREEN)
     screenshot(page, f"{name}-narrow", audit=False)
@@ -182,7 +187,7 @@ def test_a_new_user_goes_from_data_set_to_predictions_in_the_browser(stack, tmp_
         page.get_by_role("button", name="Start inference", exact=True).click()
         try:
             page.wait_for_url(lambda url: url.rstrip("/").split("/")[-1].isdigit(), timeout=60_000)
-        except Exception:
+        except PlaywrightTimeout:
             screenshot(page, "failure-inference", audit=False)
             raise AssertionError(f"no inference job page: {page.locator('#inference-status').inner_text()}") from None
         page.locator("#job-status", has_text="completed").wait_for(timeout=300_000)

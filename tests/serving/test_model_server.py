@@ -102,19 +102,33 @@ def test_replies_are_not_held_back_by_nagles_algorithm():
 
 
 class CountingModel:
-    """Answers each image with one box whose confidence encodes the image's width; records each call."""
+    """Answers each image with one box whose x2 is the image's width; records each call.
+
+    With `hold()`, the next call blocks until `release()`: requests sent meanwhile queue up, with
+    no sleep deciding whether they made it in time.
+    """
 
     names = {0: "square"}
 
-    def __init__(self, seconds=0.0):
-        self.seconds = seconds
+    def __init__(self):
         self.calls = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def hold(self):
+        self.entered.clear()
+        self.gate.clear()
+
+    def release(self):
+        self.gate.set()
 
     def predict(self, images, **options):
         import torch
 
         self.calls.append((len(images), options))
-        time.sleep(self.seconds)
+        self.entered.set()
+        self.gate.wait(10)
         results = []
         for image in images:
             width = image.size[0]
@@ -131,21 +145,40 @@ class CountingModel:
         return results
 
 
-def test_concurrent_requests_are_predicted_together_and_each_gets_its_own_answer():
+def queued(predictor, count):
+    """Wait until `count` requests wait in the predictor's queue."""
+    deadline = time.monotonic() + 10
+    while predictor._queue.qsize() < count:
+        assert time.monotonic() < deadline, "the requests never queued"
+        time.sleep(0.001)
+
+
+def busy_predictor(model, max_batch=8):
+    """A Predictor whose model is busy with a first request until `model.release()`; returns it and that request."""
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image
 
     from trainers.ultralytics.serve import Predictor
 
-    model = CountingModel(seconds=0.2)
-    predictor = Predictor(None, model=model, max_batch=8)
+    predictor = Predictor(None, model=model, max_batch=max_batch)
     model.calls.clear()  # the warm-up
+    model.hold()
+    pool = ThreadPoolExecutor(8)
+    first = pool.submit(predictor.predict, Image.new("RGB", (100, 10)))
+    assert model.entered.wait(10)
+    return predictor, pool, first
 
-    with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(predictor.predict, Image.new("RGB", (100, 10)))  # occupies the model
-        time.sleep(0.05)
+
+def test_concurrent_requests_are_predicted_together_and_each_gets_its_own_answer():
+    from PIL import Image
+
+    model = CountingModel()
+    predictor, pool, first = busy_predictor(model)
+    with pool:
         rest = [pool.submit(predictor.predict, Image.new("RGB", (101 + i, 10))) for i in range(6)]
+        queued(predictor, 6)
+        model.release()
         answers = [first.result(5)] + [future.result(5) for future in rest]
 
     assert [round(a["predictions"][0]["bbox"][2]) for a in answers] == [100, 101, 102, 103, 104, 105, 106]
@@ -154,22 +187,16 @@ def test_concurrent_requests_are_predicted_together_and_each_gets_its_own_answer
 
 
 def test_requests_with_other_options_are_not_mixed_into_a_batch():
-    from concurrent.futures import ThreadPoolExecutor
-
     from PIL import Image
 
-    from trainers.ultralytics.serve import Predictor
-
-    model = CountingModel(seconds=0.2)
-    predictor = Predictor(None, model=model, max_batch=8)
-    model.calls.clear()
-
-    with ThreadPoolExecutor(8) as pool:
-        blocker = pool.submit(predictor.predict, Image.new("RGB", (50, 10)))
-        time.sleep(0.05)
+    model = CountingModel()
+    predictor, pool, first = busy_predictor(model)
+    with pool:
         low = [pool.submit(predictor.predict, Image.new("RGB", (60, 10)), conf=0.1) for _ in range(2)]
         high = [pool.submit(predictor.predict, Image.new("RGB", (70, 10)), conf=0.9) for _ in range(2)]
-        for future in [blocker, *low, *high]:
+        queued(predictor, 4)
+        model.release()
+        for future in [first, *low, *high]:
             future.result(5)
 
     later = model.calls[1:]
@@ -177,18 +204,15 @@ def test_requests_with_other_options_are_not_mixed_into_a_batch():
 
 
 def test_max_batch_one_predicts_one_image_per_call():
-    from concurrent.futures import ThreadPoolExecutor
-
     from PIL import Image
 
-    from trainers.ultralytics.serve import Predictor
-
-    model = CountingModel(seconds=0.05)
-    predictor = Predictor(None, model=model, max_batch=1)
-    model.calls.clear()
-
-    with ThreadPoolExecutor(4) as pool:
-        for future in [pool.submit(predictor.predict, Image.new("RGB", (80, 10))) for _ in range(4)]:
+    model = CountingModel()
+    predictor, pool, first = busy_predictor(model, max_batch=1)
+    with pool:
+        rest = [pool.submit(predictor.predict, Image.new("RGB", (80, 10))) for _ in range(3)]
+        queued(predictor, 3)
+        model.release()
+        for future in [first, *rest]:
             future.result(5)
 
     assert [size for size, _ in model.calls] == [1, 1, 1, 1]

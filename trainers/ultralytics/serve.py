@@ -90,7 +90,6 @@ class Predictor:
         self.names = self.model.names
         self.max_batch = max(1, int(max_batch))
         self.batch_wait = max(0.0, float(batch_wait_ms)) / 1000
-        self.batch_sizes = []  # of the last batches run, for tests and logs
         self._queue = queue.SimpleQueue()
         self._held = []  # requests whose options differ from the batch being gathered
         threading.Thread(target=self._run, name="predictor", daemon=True).start()
@@ -142,7 +141,6 @@ class Predictor:
                     request.done.set()
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.batch_sizes = [*self.batch_sizes[-99:], len(batch)]
             for request, result in zip(batch, results, strict=True):
                 request.result = {
                     "predictions": predictions_of(result, self.names),
